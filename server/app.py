@@ -1,0 +1,131 @@
+"""The one app factory: every dependency injected, every resource in a paired lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from aiohttp_session import session_middleware
+
+from .clock import Clock
+from .codes import CodeDrawer
+from .errors import error_middleware
+from .migrations import migrate
+from .notify import Hub
+from .sessions import PgStorage
+from .settings import Settings, load_cookie_secret
+from .steps import Steps
+from .wechat import WeChat, WeChatClient
+
+log = logging.getLogger("wxlogin")
+
+MAX_BODY = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Services:
+    """What exists only while the app runs (made in `services_ctx`)."""
+
+    pool: asyncpg.Pool
+    wechat: Mapping[str, WeChat]
+    primary_appid: str
+    hub: Hub
+    storage: PgStorage
+    drawer: CodeDrawer
+    steps: Steps
+
+
+SETTINGS = web.AppKey("settings", Settings)
+CLOCK = web.AppKey("clock", Clock)
+SERVICES = web.AppKey("services", Services)
+_SESSIONS = web.AppKey("session_middleware", object)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock,
+    wechat: Mapping[str, WeChat] | None = None,
+    pool: asyncpg.Pool | None = None,
+    recheck_every: float = 5.0,
+) -> web.Application:
+    from .http import routes  # the handlers import the keys above
+
+    database_url = settings.database_url
+    if database_url is None:
+        raise ValueError("create_app needs settings.database_url (the LISTEN connection uses it)")
+    if wechat is None and not settings.all_apps:
+        raise ValueError("create_app needs WeChat credentials or a WeChat implementation")
+    cookie_secret = load_cookie_secret(settings)
+
+    @web.middleware
+    async def sessions(request: web.Request, handler: Handler) -> web.StreamResponse:
+        middleware = request.app[_SESSIONS]
+        assert callable(middleware)
+        response: web.StreamResponse = await middleware(request, handler)
+        return response
+
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[error_middleware, sessions])
+    app[SETTINGS] = settings
+    app[CLOCK] = clock
+
+    async def services_ctx(app: web.Application) -> AsyncIterator[None]:
+        owned = pool is None
+        db = pool or await asyncpg.create_pool(
+            database_url, min_size=1, max_size=10, command_timeout=10
+        )
+        assert db is not None
+        http: aiohttp.ClientSession | None = None
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            async with db.acquire() as conn:
+                await migrate(conn)
+            clients: Mapping[str, WeChat]
+            if wechat is not None:
+                clients = wechat
+            else:
+                http = aiohttp.ClientSession(trust_env=False)
+                clients = {
+                    app_.appid: WeChatClient(
+                        http=http, api_base=settings.wechat_api_base, appid=app_.appid,
+                        secret=app_.secret, pool=db, clock=clock, page=settings.page,
+                        env_version=settings.env_version,
+                    )
+                    for app_ in settings.all_apps
+                }
+            hub = Hub(
+                lambda: asyncpg.connect(database_url), db, clock, recheck_every=recheck_every
+            )
+            storage = PgStorage(
+                db, clock, cookie_secret, ttl=settings.session_ttl,
+                secure=settings.secure_cookies,
+            )
+            app[SERVICES] = Services(
+                pool=db, wechat=clients, primary_appid=next(iter(clients)), hub=hub,
+                storage=storage, drawer=CodeDrawer(db, clock, dict(clients)),
+                steps=Steps(db, clock),
+            )
+            app[_SESSIONS] = session_middleware(storage)
+            tasks = [asyncio.create_task(hub.listen()), asyncio.create_task(hub.recheck())]
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if http is not None:
+                await http.close()
+            if owned:
+                await db.close()
+
+    app.cleanup_ctx.append(services_ctx)
+    app.add_routes(routes())
+    return app

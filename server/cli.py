@@ -1,0 +1,103 @@
+"""`wxlogin`: serve, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import asyncpg
+from aiohttp import web
+
+from .app import create_app
+from .clock import SystemClock
+from .embedded_pg import EmbeddedPostgres, EmbeddedPostgresError
+from .migrations import migrate
+from .settings import Settings, SettingsError
+
+log = logging.getLogger("wxlogin")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as error:
+        print("wxlogin: the configuration has problems:", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+@contextmanager
+def database(settings: Settings) -> Iterator[Settings]:
+    """The settings with a database URL: the given one, or the embedded PostgreSQL's,
+    which is stopped again on the way out (SIGINT and SIGTERM included)."""
+    if settings.database_url:
+        yield settings
+        return
+    embedded = EmbeddedPostgres(settings.data_dir)
+    try:
+        url = embedded.start()
+    except EmbeddedPostgresError as error:
+        print(f"wxlogin: could not start the embedded PostgreSQL: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    log.info("embedded PostgreSQL running in %s", embedded.pgdata)
+    try:
+        yield settings.with_database_url(url)
+    finally:
+        embedded.stop()
+
+
+def serve(settings: Settings) -> None:
+    if settings.sandbox:
+        print(
+            "wxlogin: no WeChat credentials. Set WXLOGIN_APPID and WXLOGIN_SECRET to your mini "
+            "program's AppID and AppSecret (WeChat admin console: Development > Development "
+            "settings), then run again. Sandbox mode, which needs no account, is not built yet.",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    with database(settings) as ready:
+        app = create_app(ready, clock=SystemClock())
+        print(f"wxlogin: serving {ready.public_url} (listening on {ready.host}:{ready.port})")
+        web.run_app(
+            app, host=ready.host, port=ready.port, handler_cancellation=True,
+            print=None, access_log=logging.getLogger("wxlogin.access"),
+        )
+
+
+async def _migrate(url: str) -> list[str]:
+    conn = await asyncpg.connect(url)
+    try:
+        return await migrate(conn)
+    finally:
+        await conn.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="wxlogin", description="Scan-with-WeChat login server")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="serve in the foreground until SIGINT/SIGTERM")
+    commands.add_parser("migrate", help="apply database migrations, then exit")
+    args = parser.parse_args(argv)
+
+    settings = _settings()
+    # aiohttp-session keeps its session under a string request key, as its API requires.
+    for module in ("aiohttp_session", "server.sessions"):
+        warnings.filterwarnings("ignore", category=web.NotAppKeyWarning, module=module)
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.command == "serve":
+        serve(settings)
+    else:
+        with database(settings) as ready:
+            assert ready.database_url is not None
+            applied = asyncio.run(_migrate(ready.database_url))
+        print("applied: " + ", ".join(applied) if applied else "the database is up to date")

@@ -1,0 +1,67 @@
+"""Drawing a scene's code: once per scene, kept in the database, a failed draw not kept.
+
+Concurrent fetches in one process share one task; across processes a short lease in the row lets
+one process draw while the others wait for the image to appear.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+import asyncpg
+
+from . import store
+from .clock import Clock
+from .errors import WeChatUnreachable
+from .wechat import CodeImage, WeChat
+
+log = logging.getLogger("wxlogin.codes")
+
+LEASE = timedelta(seconds=16)  # longer than a WeChat call's deadline
+POLL_INTERVAL = 0.05
+
+
+class CodeDrawer:
+    def __init__(self, pool: asyncpg.Pool, clock: Clock, wechat: dict[str, WeChat]) -> None:
+        self._pool = pool
+        self._clock = clock
+        self._wechat = wechat
+        self._inflight: dict[str, asyncio.Task[CodeImage]] = {}
+
+    async def get(self, scene: str, appid: str) -> CodeImage:
+        task = self._inflight.get(scene)
+        if task is None:
+            task = asyncio.ensure_future(self._fetch(scene, appid))
+            self._inflight[scene] = task
+            task.add_done_callback(lambda _t: self._inflight.pop(scene, None))
+        # Shielded: a browser that goes away must not cancel the draw the others wait for.
+        return await asyncio.shield(task)
+
+    async def _fetch(self, scene: str, appid: str) -> CodeImage:
+        deadline = asyncio.get_running_loop().time() + LEASE.total_seconds()
+        while True:
+            async with self._pool.acquire() as conn:
+                kept = await store.code_image(conn, scene)
+                if kept is not None:
+                    return CodeImage(*kept)
+                now = self._clock.now()
+                leased = await store.lease_code_draw(conn, scene, now, now + LEASE)
+            if leased:
+                return await self._draw(scene, appid)
+            if asyncio.get_running_loop().time() > deadline:
+                raise WeChatUnreachable()
+            await asyncio.sleep(POLL_INTERVAL)  # another process is drawing this scene
+
+    async def _draw(self, scene: str, appid: str) -> CodeImage:
+        try:
+            image = await self._wechat[appid].draw_code(scene)
+        except BaseException:
+            async with self._pool.acquire() as conn:
+                await store.release_code_draw(conn, scene)
+            raise
+        async with self._pool.acquire() as conn:
+            await store.save_code_image(conn, scene, image.data, image.content_type)
+        log.info("drew the code for a scene (%s, %d bytes)", image.content_type, len(image.data))
+        return image

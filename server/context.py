@@ -1,0 +1,51 @@
+"""What a request says about its sender: client IP (behind trusted proxies only), browser and OS."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+from aiohttp import web
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _trusted(address: str, proxies: Sequence[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in proxies)
+
+
+def client_ip(request: web.Request, proxies: Sequence[Network]) -> str:
+    """The socket's peer, unless it is a trusted proxy: then the nearest untrusted hop of
+    X-Forwarded-For, read from the right, since only the proxies' own entries are believable."""
+    peer = request.remote or ""
+    if not proxies or not _trusted(peer, proxies):
+        return peer
+    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, proxies):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer
+    return peer
+
+
+BROWSERS = (
+    ("MicroMessenger/", "WeChat"), ("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"),
+    ("Chrome/", "Chrome"), ("Chromium/", "Chromium"), ("Safari/", "Safari"),
+)
+SYSTEMS = (
+    ("Windows", "Windows"), ("Android", "Android"), ("iPhone", "iOS"), ("iPad", "iPadOS"),
+    ("Mac OS X", "macOS"), ("CrOS", "ChromeOS"), ("HarmonyOS", "HarmonyOS"), ("Linux", "Linux"),
+)
+
+
+def describe_agent(agent: str) -> tuple[str, str]:
+    """A coarse (browser, OS) for the phone to show; enough to notice "that isn't my laptop"."""
+    browser = next((name for mark, name in BROWSERS if mark in agent), "Unknown browser")
+    system = next((name for mark, name in SYSTEMS if mark in agent), "Unknown system")
+    return browser, system

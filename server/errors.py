@@ -1,0 +1,183 @@
+"""One error vocabulary, rendered as the contract's JSON by one middleware."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import ClassVar
+
+import asyncpg
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+log = logging.getLogger("wxlogin")
+
+
+class ApiError(Exception):
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+    default_message: ClassVar[str] = "The request is not valid."
+
+    def __init__(self, message: str | None = None, *, headers: Mapping[str, str] | None = None):
+        super().__init__(message or self.default_message)
+        self.message = message or self.default_message
+        self.headers = dict(headers or {})
+
+    def response(self) -> web.Response:
+        return json_error(self.status, self.code, self.message, self.headers)
+
+
+class BadInput(ApiError):
+    pass
+
+
+class CodeRejected(ApiError):
+    code = "code_rejected"
+    default_message = "WeChat refused this login code; call wx.login again and retry."
+
+
+class CodeAlreadyUsed(ApiError):
+    code = "code_already_used"
+    default_message = "This login code was already used; call wx.login again for a fresh one."
+
+
+class InvalidEncryptedData(ApiError):
+    code = "invalid_encrypted_data"
+    default_message = (
+        "The encrypted user data could not be verified; call wx.login first, then fetch the "
+        "data, and send both in the same request."
+    )
+
+
+class NotLoggedIn(ApiError):
+    status = 401
+    code = "not_logged_in"
+    default_message = "You are not logged in."
+
+
+class ForbiddenOrigin(ApiError):
+    status = 403
+    code = "forbidden_origin"
+    default_message = "This request came from another site and was refused."
+
+
+class SceneNotFound(ApiError):
+    status = 404
+    code = "scene_not_found"
+    default_message = "No such login attempt; start a new one."
+
+
+class SceneConflict(ApiError):
+    status = 409
+    code = "scene_conflict"
+    default_message = "This login attempt can no longer take that step."
+
+
+class SceneAlreadyClaimed(SceneConflict):
+    code = "scene_already_claimed"
+    default_message = "Someone else already scanned this code; the site should show a new one."
+
+
+class SceneAlreadyConfirmed(SceneConflict):
+    code = "scene_already_confirmed"
+    default_message = "This login was already confirmed."
+
+
+class SceneDenied(SceneConflict):
+    code = "scene_denied"
+    default_message = "This login was declined; the site should show a new code."
+
+
+class CodeReused(SceneConflict):
+    code = "code_reused"
+    default_message = "This login code was already used for another step; call wx.login again."
+
+
+class LoginAlreadyUsed(SceneConflict):
+    code = "login_already_used"
+    default_message = "This login was already completed; start a new one to log in again."
+
+
+class SceneExpired(ApiError):
+    status = 410
+    code = "scene_expired"
+    default_message = "This login code has expired; the site should show a new one."
+
+
+class WeChatError(ApiError):
+    status = 502
+    code = "wechat_error"
+    default_message = "WeChat gave an unexpected answer; try again later."
+
+
+class WeChatBusy(ApiError):
+    status = 503
+    code = "wechat_busy"
+    default_message = "WeChat is busy right now; try again shortly."
+
+    def __init__(self, retry_after: int, message: str | None = None) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+        self.retry_after = retry_after
+
+
+class DatabaseUnavailable(ApiError):
+    status = 503
+    code = "database_unavailable"
+    default_message = "The login service cannot reach its database; try again shortly."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, headers={"Retry-After": "2"})
+
+
+class WeChatUnreachable(ApiError):
+    status = 504
+    code = "wechat_unreachable"
+    default_message = "WeChat did not answer in time; try again."
+
+
+def json_error(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    response = web.json_response(
+        {"error": code, "message": message}, status=status, headers=headers
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+_HTTP_CODES = {
+    400: ("bad_request", "The request is not valid."),
+    404: ("not_found", "There is nothing at this address."),
+    405: ("method_not_allowed", "This address does not take that method."),
+    413: ("body_too_large", "The request body is larger than 64 KiB."),
+}
+
+_DB_ERRORS = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return error.response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code, message = _HTTP_CODES.get(exc.status, ("http_error", exc.reason))
+        return json_error(exc.status, code, message)
+    except _DB_ERRORS:
+        log.exception("database unavailable while serving %s %s", request.method, request.path)
+        return DatabaseUnavailable().response()
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unhandled error serving %s %s", request.method, request.path)
+        return json_error(500, "internal_error", "Something went wrong on our side.")

@@ -1,0 +1,22 @@
+"""HTTP handlers, grouped by who calls them."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from . import browser, miniprogram, ops
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.post("/api/scenes", browser.create_scene),
+        web.get("/api/scenes/{scene}/code", browser.scene_code),
+        web.get("/api/scenes/{scene}", browser.poll),
+        web.get("/api/me", browser.me),
+        web.post("/api/logout", browser.logout),
+        web.post("/api/pushCode", miniprogram.push_code),
+        web.post("/api/scenes/{scene}/scan", miniprogram.scan),
+        web.post("/api/scenes/{scene}/deny", miniprogram.deny),
+        web.get("/api/auth", ops.forward_auth),
+        web.get("/healthz", ops.healthz),
+    ]

@@ -1,0 +1,129 @@
+"""The companion mini program's API: scan, pushCode, deny.
+
+These calls carry no cookie and no site Origin; each is judged by its fresh wx.login code, and
+identity comes only from WeChat's answer to that code (jscode2session).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from .. import crypto, scenes, store
+from ..app import CLOCK, SERVICES, SETTINGS
+from ..context import describe_agent
+from ..errors import BadInput, InvalidEncryptedData
+from ..steps import Answer, user_key
+from ..wechat import WeChat, WxSession
+from . import inputs
+
+
+def pick_app(request: web.Request, fields: dict[str, Any]) -> WeChat:
+    services = request.app[SERVICES]
+    appid = fields.get("appid")
+    if appid is None or appid == "":
+        return services.wechat[services.primary_appid]
+    if not isinstance(appid, str) or appid not in services.wechat:
+        raise BadInput("`appid` names no mini program this server knows.")
+    return services.wechat[appid]
+
+
+def respond(answer: Answer) -> web.Response:
+    response = web.json_response(answer.body, status=answer.status, headers=answer.headers)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def push_code(request: web.Request) -> web.Response:
+    settings, services, clock = request.app[SETTINGS], request.app[SERVICES], request.app[CLOCK]
+    fields = await inputs.fields(request)
+    scene, code = inputs.scene(fields.get("scene")), inputs.code(fields.get("code"))
+    wechat = pick_app(request, fields)
+    iv = inputs.optional_text(fields, "iv", 64)
+    encrypted = inputs.optional_text(fields, "encryptedData", inputs.MAX_ENCRYPTED)
+    if (iv is None) != (encrypted is None):
+        raise BadInput("Send `iv` and `encryptedData` together, or neither.")
+    nickname = inputs.optional_text(fields, "nickName", inputs.MAX_NICKNAME)
+    avatar = inputs.avatar_url(inputs.optional_text(fields, "avatarUrl", inputs.MAX_AVATAR_URL))
+
+    async def confirm(wx: WxSession) -> Answer:
+        profile = crypto.Profile(nickname, avatar)
+        if iv is not None and encrypted is not None:
+            try:
+                decrypted = crypto.decrypt_profile(
+                    wx.session_key, iv, encrypted, appid=wechat.appid, openid=wx.openid,
+                    unionid=wx.unionid, now=clock.now(), max_age=settings.watermark_max_age,
+                )
+            except crypto.DecryptError:
+                raise InvalidEncryptedData() from None
+            profile = crypto.Profile(
+                (decrypted.nickname or "")[: inputs.MAX_NICKNAME] or nickname,
+                inputs.avatar_url(decrypted.avatar_url) or avatar,
+            )
+        async with services.pool.acquire() as conn, conn.transaction():
+            user = await store.upsert_user(
+                conn, appid=wechat.appid, openid=wx.openid, unionid=wx.unionid,
+                nickname=profile.nickname, avatar_url=profile.avatar_url, now=clock.now(),
+            )
+            await scenes.transition(
+                conn, scene, "confirm", claimant=user_key(wechat.appid, wx), now=clock.now(),
+                user_id=user.id,
+            )
+        services.hub.wake(scene)
+        return Answer(200, {"ok": True, "user": user.public()}, {})
+
+    answer = await services.steps.run(
+        step="pushCode", scene=scene, code=code, wechat=wechat, action=confirm,
+        fields={"iv": iv, "encryptedData": encrypted, "nickName": nickname, "avatarUrl": avatar},
+    )
+    return respond(answer)
+
+
+async def scan(request: web.Request) -> web.Response:
+    settings, services, clock = request.app[SETTINGS], request.app[SERVICES], request.app[CLOCK]
+    scene = inputs.scene(request.match_info["scene"])
+    fields = await inputs.fields(request)
+    code, wechat = inputs.code(fields.get("code")), pick_app(request, fields)
+
+    async def claim(wx: WxSession) -> Answer:
+        now = clock.now()
+        async with services.pool.acquire() as conn:
+            moved = await scenes.transition(
+                conn, scene, "scan", claimant=user_key(wechat.appid, wx), now=now
+            )
+        services.hub.wake(scene)
+        browser, system = describe_agent(moved.browser_agent)
+        context = {
+            "site": urlsplit(settings.public_url).hostname or settings.public_url,
+            "browser": browser,
+            "os": system,
+            "created_seconds_ago": max(0, int((now - moved.created_at).total_seconds())),
+        }
+        return Answer(200, {"status": "scanned", "context": context}, {})
+
+    answer = await services.steps.run(
+        step="scan", scene=scene, code=code, wechat=wechat, action=claim, fields={}
+    )
+    return respond(answer)
+
+
+async def deny(request: web.Request) -> web.Response:
+    services, clock = request.app[SERVICES], request.app[CLOCK]
+    scene = inputs.scene(request.match_info["scene"])
+    fields = await inputs.fields(request)
+    code, wechat = inputs.code(fields.get("code")), pick_app(request, fields)
+
+    async def refuse(wx: WxSession) -> Answer:
+        async with services.pool.acquire() as conn:
+            await scenes.transition(
+                conn, scene, "deny", claimant=user_key(wechat.appid, wx), now=clock.now()
+            )
+        services.hub.wake(scene)
+        return Answer(200, {"status": "denied"}, {})
+
+    answer = await services.steps.run(
+        step="deny", scene=scene, code=code, wechat=wechat, action=refuse, fields={}
+    )
+    return respond(answer)

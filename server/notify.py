@@ -1,0 +1,132 @@
+"""Wake-ups for long-polls: in-process at once, across processes through LISTEN/NOTIFY.
+
+The row is the truth; a notification only says "read it again". One dedicated connection per
+process listens (not a pooled one); when it is lost it reconnects with backoff and then wakes
+every waiter, and a periodic re-check of all watched scenes in one query means a lost
+notification only delays an answer. Waiting polls hold no database connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from . import scenes
+from .clock import Clock
+
+log = logging.getLogger("wxlogin.notify")
+
+CHANNEL = "wxlogin_scenes"
+
+
+@dataclass(eq=False)
+class Waiter:
+    since: str
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Hub:
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[asyncpg.Connection]],
+        pool: asyncpg.Pool,
+        clock: Clock,
+        *,
+        recheck_every: float = 5.0,
+    ) -> None:
+        self._connect = connect
+        self._pool = pool
+        self._clock = clock
+        self._recheck_every = recheck_every
+        self._waiters: dict[str, set[Waiter]] = {}
+        self.listening = asyncio.Event()
+        self.wakeups = 0
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(group) for group in self._waiters.values())
+
+    @contextlib.contextmanager
+    def watch(self, scene: str, since: str) -> Iterator[Waiter]:
+        waiter = Waiter(since)
+        self._waiters.setdefault(scene, set()).add(waiter)
+        try:
+            yield waiter
+        finally:
+            group = self._waiters.get(scene)
+            if group is not None:
+                group.discard(waiter)
+                if not group:
+                    del self._waiters[scene]
+
+    def wake(self, scene: str) -> None:
+        for waiter in self._waiters.get(scene, ()):
+            waiter.event.set()
+            self.wakeups += 1
+
+    def wake_all(self) -> None:
+        for scene in list(self._waiters):
+            self.wake(scene)
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        if isinstance(payload, str):
+            self.wake(payload)
+
+    async def listen(self) -> None:
+        """Keep one LISTEN connection up for as long as the process runs."""
+        backoff = 0.2
+        while True:
+            lost = asyncio.Event()
+            try:
+                conn = await self._connect()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                self.listening.clear()
+                log.warning("LISTEN connection failed (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            try:
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await conn.add_listener(CHANNEL, self._on_notify)
+                backoff = 0.2
+                self.listening.set()
+                # Whatever changed while we were not listening is read again now.
+                self.wake_all()
+                while not lost.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self._recheck_every):
+                            await lost.wait()
+                    if not lost.is_set() and conn.is_closed():
+                        lost.set()
+                log.warning("LISTEN connection lost; reconnecting")
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("LISTEN connection broke (%s); reconnecting", type(exc).__name__)
+            finally:
+                self.listening.clear()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(conn.close(), 2)
+
+    async def recheck(self) -> None:
+        """Forever: re-read every watched scene in one query and wake those that moved."""
+        while True:
+            await asyncio.sleep(self._recheck_every)
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await self.recheck_once()
+
+    async def recheck_once(self) -> None:
+        watched = list(self._waiters)
+        if not watched:
+            return
+        async with self._pool.acquire() as conn:
+            rows = await scenes.statuses(conn, watched)
+        now = self._clock.now()
+        current = {row.scene: row.state(now) for row in rows}
+        for scene in watched:
+            for waiter in list(self._waiters.get(scene, ())):
+                if current.get(scene) != waiter.since:
+                    waiter.event.set()

@@ -1,0 +1,177 @@
+"""The login attempt as an explicit state machine.
+
+Stored statuses: pending -> scanned -> confirmed | denied. `expired` is never stored; it is derived
+from `expires_at` against the injected clock by `Scene.state`, which every reader uses. Each
+transition is one conditional UPDATE ... RETURNING, so of any number of concurrent attempts exactly
+one wins; the losers read the row once to learn which error applies.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from .db import Conn
+from .errors import (
+    SceneAlreadyClaimed,
+    SceneAlreadyConfirmed,
+    SceneDenied,
+    SceneExpired,
+    SceneNotFound,
+)
+
+ALPHABET = string.digits + string.ascii_letters
+# 24 base-62 characters carry 142 bits, inside WeChat's 32-character scene limit.
+SCENE_LENGTH = 24
+OPEN = ("pending", "scanned")
+STATUSES = ("pending", "scanned", "confirmed", "denied", "expired")
+
+COLUMNS = (
+    "scene, owner, status, appid, claimant, user_id, browser_agent, browser_ip,"
+    " code_type, login_nonce, created_at, expires_at"
+)
+
+
+def new_scene() -> str:
+    return "".join(secrets.choice(ALPHABET) for _ in range(SCENE_LENGTH))
+
+
+def valid_scene(value: str) -> bool:
+    """WeChat's scene is 1-32 characters; ours use letters and digits only."""
+    return 0 < len(value) <= 32 and all(c in ALPHABET for c in value) and value.isascii()
+
+
+@dataclass(frozen=True)
+class Scene:
+    scene: str
+    owner: str
+    status: str
+    appid: str
+    claimant: str | None
+    user_id: int | None
+    browser_agent: str
+    browser_ip: str
+    code_type: str | None
+    login_nonce: bytes | None
+    created_at: datetime
+    expires_at: datetime
+
+    def state(self, now: datetime) -> str:
+        if self.status in OPEN and self.expires_at <= now:
+            return "expired"
+        return self.status
+
+    def expires_in(self, now: datetime) -> int:
+        if self.state(now) not in OPEN:
+            return 0
+        return max(0, int((self.expires_at - now).total_seconds()))
+
+
+def _scene(row: asyncpg.Record | None) -> Scene | None:
+    return None if row is None else Scene(**dict(row))
+
+
+async def create(
+    conn: Conn,
+    *,
+    owner: str,
+    appid: str,
+    browser_agent: str,
+    browser_ip: str,
+    now: datetime,
+    expires_at: datetime,
+) -> Scene:
+    row = await conn.fetchrow(
+        f"INSERT INTO scenes (scene, owner, appid, browser_agent, browser_ip, created_at,"
+        f" updated_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $7) RETURNING {COLUMNS}",
+        new_scene(), owner, appid, browser_agent, browser_ip, now, expires_at,
+    )
+    scene = _scene(row)
+    assert scene is not None
+    return scene
+
+
+async def get(conn: Conn, scene: str) -> Scene | None:
+    return _scene(await conn.fetchrow(f"SELECT {COLUMNS} FROM scenes WHERE scene = $1", scene))
+
+
+async def get_owned(conn: Conn, scene: str, owner: str | None) -> Scene:
+    """The scene if this browser owns it; a foreign scene is indistinguishable from none."""
+    found = await get(conn, scene) if owner else None
+    if found is None or not secrets.compare_digest(found.owner, owner or ""):
+        raise SceneNotFound()
+    return found
+
+
+def refuse(found: Scene | None, now: datetime, claimant: str | None = None) -> Exception:
+    """The error for a scene that cannot take a phone-side step (a failed transition)."""
+    if found is None:
+        return SceneNotFound()
+    state = found.state(now)
+    if state == "expired":
+        return SceneExpired()
+    if state == "confirmed":
+        return SceneAlreadyConfirmed()
+    if state == "denied":
+        return SceneDenied()
+    return SceneAlreadyClaimed()
+
+
+async def check_open(conn: Conn, scene: str, now: datetime) -> Scene:
+    """Read before any code is spent: unknown, expired or closed scenes cost no WeChat call."""
+    found = await get(conn, scene)
+    if found is None or found.state(now) not in OPEN:
+        raise refuse(found, now)
+    return found
+
+
+# The phone-side transitions. Each may start from `pending` (which it claims) or from `scanned`
+# by the same claimant; `scanned -> scanned` makes a re-scan by the claimant harmless.
+TARGETS = {"scan": "scanned", "confirm": "confirmed", "deny": "denied"}
+
+
+async def transition(
+    conn: Conn,
+    scene: str,
+    step: str,
+    *,
+    claimant: str,
+    now: datetime,
+    user_id: int | None = None,
+) -> Scene:
+    row = await conn.fetchrow(
+        f"UPDATE scenes SET status = $2, claimant = $3, user_id = COALESCE($4, user_id),"
+        f" updated_at = $5"
+        f" WHERE scene = $1 AND expires_at > $5"
+        f" AND (status = 'pending' OR (status = 'scanned' AND claimant = $3))"
+        f" RETURNING {COLUMNS}",
+        scene, TARGETS[step], claimant, user_id, now,
+    )
+    moved = _scene(row)
+    if moved is None:
+        raise refuse(await get(conn, scene), now, claimant)
+    await conn.execute("SELECT pg_notify('wxlogin_scenes', $1)", scene)
+    return moved
+
+
+async def open_login_gate(
+    conn: Conn, scene: str, owner: str, nonce: bytes, now: datetime
+) -> Scene | None:
+    """The single-use gate that turns a confirmed scene into a logged-in browser."""
+    return _scene(
+        await conn.fetchrow(
+            f"UPDATE scenes SET login_nonce = $3, updated_at = $4"
+            f" WHERE scene = $1 AND owner = $2 AND status = 'confirmed' AND login_nonce IS NULL"
+            f" RETURNING {COLUMNS}",
+            scene, owner, nonce, now,
+        )
+    )
+
+
+async def statuses(conn: Conn, scenes: list[str]) -> list[Scene]:
+    rows = await conn.fetch(f"SELECT {COLUMNS} FROM scenes WHERE scene = ANY($1::text[])", scenes)
+    return [Scene(**dict(row)) for row in rows]

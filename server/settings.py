@@ -1,0 +1,190 @@
+"""Settings: read once from the environment, validated together, secrets kept out of repr."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ENV_VERSIONS = ("release", "trial", "develop")
+
+
+class SettingsError(Exception):
+    """Every problem found in the environment, reported at once."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class App:
+    """One mini program's credentials."""
+
+    appid: str
+    secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database_url: str | None = field(default=None, repr=False)
+    data_dir: Path = Path(".wxlogin")
+    appid: str | None = None
+    secret: str | None = field(default=None, repr=False)
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    page: str = "pages/login/login"
+    env_version: str = "release"
+    scene_ttl: int = 300
+    cookie_secret: str | None = field(default=None, repr=False)
+    watermark_max_age: int = 600
+    public_url: str = "http://127.0.0.1:8080"
+    session_ttl: int = 7 * 24 * 3600
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    apps: tuple[App, ...] = ()
+    log_level: str = "INFO"
+
+    @property
+    def sandbox(self) -> bool:
+        return self.appid is None and self.secret is None
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_url.startswith("https://")
+
+    @property
+    def public_origin(self) -> str:
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}".lower()
+
+    @property
+    def all_apps(self) -> tuple[App, ...]:
+        """The primary app first, then the standbys."""
+        primary = (App(self.appid, self.secret),) if self.appid and self.secret else ()
+        return primary + self.apps
+
+    def with_database_url(self, url: str) -> Settings:
+        return replace(self, database_url=url)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        problems: list[str] = []
+
+        def text(name: str, default: str | None = None) -> str | None:
+            value = env.get(name, "").strip()
+            return value or default
+
+        def integer(name: str, default: int, low: int, high: int) -> int:
+            raw = text(name)
+            if raw is None:
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                problems.append(f"{name} must be a whole number, not {raw!r}")
+                return default
+            if not low <= value <= high:
+                problems.append(f"{name} must be between {low} and {high}, not {value}")
+            return value
+
+        appid, secret = text("WXLOGIN_APPID"), text("WXLOGIN_SECRET")
+        if (appid is None) != (secret is None):
+            missing = "WXLOGIN_SECRET" if secret is None else "WXLOGIN_APPID"
+            problems.append(
+                f"{missing} is unset: set both WXLOGIN_APPID and WXLOGIN_SECRET "
+                "(the mini program's credentials), or neither"
+            )
+
+        env_version = text("WXLOGIN_ENV_VERSION", "release") or "release"
+        if env_version not in ENV_VERSIONS:
+            problems.append(f"WXLOGIN_ENV_VERSION must be one of {', '.join(ENV_VERSIONS)}")
+
+        page = text("WXLOGIN_PAGE", "pages/login/login") or ""
+        if page.startswith("/") or "?" in page or not page:
+            problems.append(
+                "WXLOGIN_PAGE must be a mini-program page path without a leading '/' or a query, "
+                "e.g. pages/login/login"
+            )
+
+        public_url = (text("WXLOGIN_PUBLIC_URL") or "").rstrip("/")
+        port = integer("WXLOGIN_PORT", 8080, 0, 65535)
+        host = text("WXLOGIN_HOST", "127.0.0.1") or "127.0.0.1"
+        if not public_url:
+            public_url = f"http://{host if host not in ('0.0.0.0', '::') else '127.0.0.1'}:{port}"  # noqa: S104
+        parts = urlsplit(public_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            problems.append("WXLOGIN_PUBLIC_URL must be an http:// or https:// address")
+
+        api_base = (text("WXLOGIN_WECHAT_API_BASE") or "https://api.weixin.qq.com").rstrip("/")
+        if urlsplit(api_base).scheme not in ("http", "https"):
+            problems.append("WXLOGIN_WECHAT_API_BASE must be an http(s) URL")
+
+        cookie_secret = text("WXLOGIN_COOKIE_SECRET")
+        if cookie_secret is not None and len(cookie_secret) < 32:
+            problems.append("WXLOGIN_COOKIE_SECRET must be at least 32 characters")
+
+        proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        for item in (text("WXLOGIN_TRUSTED_PROXIES") or "").split(","):
+            if item.strip():
+                try:
+                    proxies.append(ipaddress.ip_network(item.strip(), strict=False))
+                except ValueError:
+                    problems.append(f"WXLOGIN_TRUSTED_PROXIES: {item.strip()!r} is not an address")
+
+        apps: list[App] = []
+        for item in (text("WXLOGIN_APPS") or "").split(","):
+            if item.strip():
+                standby_id, _, standby_secret = item.strip().partition(":")
+                if not standby_id or not standby_secret:
+                    problems.append("WXLOGIN_APPS takes appid:secret pairs separated by commas")
+                else:
+                    apps.append(App(standby_id, standby_secret))
+        if apps and appid is None:
+            problems.append("WXLOGIN_APPS needs a primary WXLOGIN_APPID/WXLOGIN_SECRET too")
+
+        settings = cls(
+            host=host,
+            port=port,
+            database_url=text("WXLOGIN_DATABASE_URL") or text("DATABASE_URL"),
+            data_dir=Path(text("WXLOGIN_DATA_DIR", ".wxlogin") or ".wxlogin"),
+            appid=appid,
+            secret=secret,
+            wechat_api_base=api_base,
+            page=page,
+            env_version=env_version,
+            scene_ttl=integer("WXLOGIN_SCENE_TTL", 300, 10, 24 * 3600),
+            cookie_secret=cookie_secret,
+            watermark_max_age=integer("WXLOGIN_WATERMARK_MAX_AGE", 600, 0, 10**9),
+            public_url=public_url,
+            session_ttl=integer("WXLOGIN_SESSION_TTL", 7 * 24 * 3600, 60, 400 * 24 * 3600),
+            trusted_proxies=tuple(proxies),
+            apps=tuple(apps),
+            log_level=(text("WXLOGIN_LOG_LEVEL", "INFO") or "INFO").upper(),
+        )
+        if problems:
+            raise SettingsError(problems)
+        return settings
+
+
+def load_cookie_secret(settings: Settings) -> str:
+    """The configured cookie secret, or one generated once and kept in the data dir (0600),
+    so that a restart logs nobody out."""
+    if settings.cookie_secret:
+        return settings.cookie_secret
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.data_dir / "cookie_secret"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    value = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    return value

@@ -1,0 +1,130 @@
+"""The phone's steps (scan, pushCode, deny), each carrying a fresh wx.login code.
+
+One code, one step: the ledger keyed by sha256(code) records the step, the scene, a hash of the
+request and the answer. The very same request again gets the same answer without asking WeChat;
+the code on another scene is refused (400) and that scene is untouched; the code on the same scene
+for another step, or with other data, gets 409 and is never decrypted. The scene is read before any
+code is spent, so unknown, expired or closed scenes cost no WeChat call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+
+from . import scenes, store
+from .clock import Clock
+from .errors import ApiError, CodeAlreadyUsed, CodeReused, WeChatUnreachable
+from .wechat import WeChat, WxSession
+
+log = logging.getLogger("wxlogin.steps")
+
+CODE_LIFETIME = timedelta(minutes=5)
+REPLAY_WAIT = 16.0  # longer than a step's WeChat deadline
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+def user_key(appid: str, wx: WxSession) -> str:
+    """Who the person is, as every claimant comparison sees it."""
+    return f"u:{wx.unionid}" if wx.unionid else f"o:{appid}:{wx.openid}"
+
+
+def code_hash(code: str) -> bytes:
+    return hashlib.sha256(code.encode()).digest()
+
+
+def request_hash(step: str, scene: str, appid: str, fields: dict[str, Any]) -> bytes:
+    canonical = json.dumps([step, scene, appid, fields], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).digest()
+
+
+Action = Callable[[WxSession], Awaitable[Answer]]
+
+
+class Steps:
+    def __init__(self, pool: asyncpg.Pool, clock: Clock) -> None:
+        self._pool = pool
+        self._clock = clock
+        self._inflight: dict[bytes, asyncio.Task[Answer]] = {}
+
+    async def run(
+        self,
+        *,
+        step: str,
+        scene: str,
+        code: str,
+        wechat: WeChat,
+        fields: dict[str, Any],
+        action: Action,
+    ) -> Answer:
+        key = code_hash(code)
+        digest = request_hash(step, scene, wechat.appid, fields)
+        async with self._pool.acquire() as conn:
+            entry = await store.ledger_get(conn, key)
+            if entry is None:
+                await scenes.check_open(conn, scene, self._clock.now())
+                started = await store.ledger_begin(
+                    conn, key, step=step, scene=scene, request_hash=digest,
+                    now=self._clock.now(), lifetime=CODE_LIFETIME,
+                )
+                if not started:
+                    entry = await store.ledger_get(conn, key)
+        if entry is not None:
+            return await self._replay(key, entry, step, scene, digest)
+        task = asyncio.ensure_future(self._perform(key, code, wechat, action))
+        self._inflight[key] = task
+        task.add_done_callback(lambda _t: self._inflight.pop(key, None))
+        # Shielded: once WeChat may have spent the code, the answer must reach the ledger even
+        # if this client hangs up; its identical retry then gets that answer.
+        return await asyncio.shield(task)
+
+    async def _perform(self, key: bytes, code: str, wechat: WeChat, action: Action) -> Answer:
+        try:
+            answer = await action(await wechat.code2session(code))
+        except ApiError as error:
+            answer = Answer(
+                error.status, {"error": error.code, "message": error.message}, error.headers
+            )
+        async with self._pool.acquire() as conn:
+            await store.ledger_finish(
+                conn, key, answer.status, {"body": answer.body, "headers": answer.headers}
+            )
+        return answer
+
+    async def _replay(
+        self, key: bytes, entry: store.LedgerEntry, step: str, scene: str, digest: bytes
+    ) -> Answer:
+        if entry.scene != scene:
+            raise CodeAlreadyUsed()
+        if entry.step != step or entry.request_hash != digest:
+            raise CodeReused()
+        local = self._inflight.get(key)
+        if local is not None:
+            return await asyncio.shield(local)
+        deadline = asyncio.get_running_loop().time() + REPLAY_WAIT
+        current: store.LedgerEntry | None = entry
+        while current is not None and current.answer is None:
+            if asyncio.get_running_loop().time() > deadline:
+                raise WeChatUnreachable()
+            await asyncio.sleep(0.05)  # the first attempt runs in another process
+            async with self._pool.acquire() as conn:
+                current = await store.ledger_get(conn, key)
+        if current is None or current.answer is None or current.answer_status is None:
+            raise CodeAlreadyUsed()
+        return Answer(
+            current.answer_status, current.answer["body"], current.answer.get("headers", {})
+        )

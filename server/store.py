@@ -1,0 +1,217 @@
+"""Queries for users, the code ledger, code images and access tokens.
+
+Async functions taking a connection, so callers compose them inside one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from .db import Conn
+
+# WeChat's placeholder profile since 2021: treated as no profile at all.
+PLACEHOLDER_NICKNAMES = {"微信用户", "WeChat User"}
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    nickname: str
+    avatar_url: str
+    disabled: bool
+    created_at: datetime
+
+    def public(self) -> dict[str, Any]:
+        return {"id": str(self.id), "nickname": self.nickname, "avatar_url": self.avatar_url}
+
+
+USER_COLUMNS = "id, nickname, avatar_url, disabled, created_at"
+
+
+async def get_user(conn: Conn, user_id: int) -> User | None:
+    row = await conn.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", user_id)
+    return None if row is None else User(**dict(row))
+
+
+async def upsert_user(
+    conn: Conn,
+    *,
+    appid: str,
+    openid: str,
+    unionid: str | None,
+    nickname: str | None,
+    avatar_url: str | None,
+    now: datetime,
+) -> User:
+    """Find or make the user behind WeChat's answer; call inside a transaction.
+
+    Keyed by unionid when WeChat gives one, else by (appid, openid). An openid first seen without
+    a unionid keeps its user when a unionid arrives later.
+    """
+    # Lock the identity, then the unionid, always in that order, so concurrent first logins of
+    # one person make one user and two transactions can never wait on each other in a cycle.
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"o:{appid}:{openid}")
+    if unionid:
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"u:{unionid}")
+    by_identity = await conn.fetchval(
+        "SELECT user_id FROM identities WHERE appid = $1 AND openid = $2", appid, openid
+    )
+    by_union = None
+    if unionid:
+        by_union = await conn.fetchval("SELECT id FROM users WHERE unionid = $1", unionid)
+    user_id = by_union or by_identity
+    if user_id is None:
+        user_id = await conn.fetchval(
+            "INSERT INTO users (unionid, created_at, updated_at) VALUES ($1, $2, $2) RETURNING id",
+            unionid, now,
+        )
+    elif unionid and by_union is None:
+        await conn.execute(
+            "UPDATE users SET unionid = $2 WHERE id = $1 AND unionid IS NULL", user_id, unionid
+        )
+    if by_identity is None:
+        await conn.execute(
+            "INSERT INTO identities (appid, openid, user_id, created_at) VALUES ($1, $2, $3, $4)",
+            appid, openid, user_id, now,
+        )
+    elif by_identity != user_id:
+        # This openid was a user of its own before WeChat linked it to a unionid someone
+        # already has: the unionid wins, as it names the same person across apps.
+        await conn.execute(
+            "UPDATE identities SET user_id = $3 WHERE appid = $1 AND openid = $2",
+            appid, openid, user_id,
+        )
+    if nickname in PLACEHOLDER_NICKNAMES:
+        nickname = None
+    row = await conn.fetchrow(
+        f"UPDATE users SET nickname = COALESCE($2, nickname),"
+        f" avatar_url = COALESCE($3, avatar_url), updated_at = $4"
+        f" WHERE id = $1 RETURNING {USER_COLUMNS}",
+        user_id, nickname or None, avatar_url or None, now,
+    )
+    assert row is not None
+    return User(**dict(row))
+
+
+# --- the code ledger ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    step: str
+    scene: str
+    request_hash: bytes
+    answer_status: int | None
+    answer: dict[str, Any] | None
+
+
+async def ledger_get(conn: Conn, code_hash: bytes) -> LedgerEntry | None:
+    row = await conn.fetchrow(
+        "SELECT step, scene, request_hash, answer_status, answer FROM code_ledger"
+        " WHERE code_hash = $1",
+        code_hash,
+    )
+    if row is None:
+        return None
+    answer = json.loads(row["answer"]) if row["answer"] is not None else None
+    return LedgerEntry(
+        row["step"], row["scene"], row["request_hash"], row["answer_status"], answer
+    )
+
+
+async def ledger_begin(
+    conn: Conn,
+    code_hash: bytes,
+    *,
+    step: str,
+    scene: str,
+    request_hash: bytes,
+    now: datetime,
+    lifetime: timedelta,
+) -> bool:
+    """Record the code's first use; False when it was already used."""
+    inserted = await conn.fetchval(
+        "INSERT INTO code_ledger (code_hash, step, scene, request_hash, created_at, expires_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (code_hash) DO NOTHING RETURNING true",
+        code_hash, step, scene, request_hash, now, now + lifetime,
+    )
+    return bool(inserted)
+
+
+async def ledger_finish(
+    conn: Conn, code_hash: bytes, status: int, answer: dict[str, Any]
+) -> None:
+    await conn.execute(
+        "UPDATE code_ledger SET answer_status = $2, answer = $3::jsonb"
+        " WHERE code_hash = $1 AND answer_status IS NULL",
+        code_hash, status, json.dumps(answer),
+    )
+
+
+# --- code images -------------------------------------------------------------------------------
+
+
+async def code_image(conn: Conn, scene: str) -> tuple[bytes, str] | None:
+    row = await conn.fetchrow(
+        "SELECT code_image, code_type FROM scenes WHERE scene = $1 AND code_image IS NOT NULL",
+        scene,
+    )
+    return None if row is None else (row["code_image"], row["code_type"])
+
+
+async def lease_code_draw(
+    conn: Conn, scene: str, now: datetime, until: datetime
+) -> bool:
+    """Only the holder of the lease asks WeChat to draw, so a scene costs one draw."""
+    return bool(
+        await conn.fetchval(
+            "UPDATE scenes SET drawing_until = $3 WHERE scene = $1 AND code_image IS NULL"
+            " AND (drawing_until IS NULL OR drawing_until <= $2) RETURNING true",
+            scene, now, until,
+        )
+    )
+
+
+async def save_code_image(
+    conn: Conn, scene: str, image: bytes, content_type: str
+) -> None:
+    await conn.execute(
+        "UPDATE scenes SET code_image = $2, code_type = $3, drawing_until = NULL"
+        " WHERE scene = $1",
+        scene, image, content_type,
+    )
+
+
+async def release_code_draw(conn: Conn, scene: str) -> None:
+    await conn.execute("UPDATE scenes SET drawing_until = NULL WHERE scene = $1", scene)
+
+
+# --- access tokens -----------------------------------------------------------------------------
+
+
+async def token_get(conn: Conn, appid: str) -> tuple[str, datetime] | None:
+    row = await conn.fetchrow(
+        "SELECT token, expires_at FROM access_tokens WHERE appid = $1", appid
+    )
+    return None if row is None else (row["token"], row["expires_at"])
+
+
+async def token_put(
+    conn: Conn, appid: str, token: str, expires_at: datetime, now: datetime
+) -> None:
+    await conn.execute(
+        "INSERT INTO access_tokens (appid, token, expires_at, updated_at) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (appid) DO UPDATE SET token = $2, expires_at = $3, updated_at = $4",
+        appid, token, expires_at, now,
+    )
+
+
+async def token_expire(conn: Conn, appid: str, token: str, now: datetime) -> None:
+    """Mark the token dead only if it is still the one that failed."""
+    await conn.execute(
+        "UPDATE access_tokens SET expires_at = $3 WHERE appid = $1 AND token = $2",
+        appid, token, now,
+    )

@@ -1,0 +1,134 @@
+"""Fixtures: one real PostgreSQL per run, the WeChat stand-in over HTTP, browsers with cookie jars.
+
+The database is the embedded PostgreSQL (or WXLOGIN_TEST_DATABASE_URL), migrated once and emptied
+between tests from the catalogue. A missing database fails the run; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp import CookieJar, web
+from aiohttp.test_utils import TestClient, TestServer
+
+from server.app import create_app
+from server.clock import FakeClock
+from server.embedded_pg import EmbeddedPostgres
+from server.migrations import migrate
+from server.settings import Settings
+from tests.fakewechat import APPID, SECRET, FakeWeChat
+
+COOKIE_SECRET = "cookie-secret-canary-0123456789abcdef0123"
+
+Browser = TestClient[web.Request, web.Application]
+
+
+async def _migrate(url: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("WXLOGIN_TEST_DATABASE_URL")
+    embedded = None
+    if not url:
+        embedded = EmbeddedPostgres(Path(tmp_path_factory.mktemp("pg")))
+        url = embedded.start()
+    asyncio.run(_migrate(url))
+    yield url
+    if embedded is not None:
+        embedded.stop()
+
+
+@pytest.fixture(autouse=True)
+async def clean_db(pg_url: str) -> AsyncIterator[None]:
+    conn = await asyncpg.connect(pg_url)
+    try:
+        tables = await conn.fetch(
+            "SELECT quote_ident(tablename) AS name FROM pg_tables"
+            " WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
+        )
+        if tables:
+            names = ", ".join(row["name"] for row in tables)
+            await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    finally:
+        await conn.close()
+    yield
+
+
+@pytest.fixture
+async def db(pg_url: str) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
+    """For invariants that cannot be seen from outside: read-only by convention."""
+    conn = await asyncpg.connect(pg_url)
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def fw(aiohttp_server: Any) -> FakeWeChat:
+    fake = FakeWeChat()
+    server = await aiohttp_server(fake.app())
+    fake.url = str(server.make_url("")).rstrip("/")
+    return fake
+
+
+@pytest.fixture
+def settings(pg_url: str, fw: FakeWeChat, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=pg_url,
+        data_dir=tmp_path / "data",
+        appid=APPID,
+        secret=SECRET,
+        wechat_api_base=fw.url,
+        cookie_secret=COOKIE_SECRET,
+        public_url="http://127.0.0.1:8080",
+    )
+
+
+MakeServer = Callable[..., Awaitable[TestServer]]
+MakeBrowser = Callable[..., Awaitable[Browser]]
+
+
+@pytest.fixture
+def make_server(
+    aiohttp_server: Any, settings: Settings, clock: FakeClock
+) -> MakeServer:
+    async def make(**changes: Any) -> TestServer:
+        app = create_app(replace(settings, **changes), clock=clock, recheck_every=0.5)
+        server: TestServer = await aiohttp_server(app)
+        return server
+
+    return make
+
+
+@pytest.fixture
+async def server(make_server: MakeServer) -> TestServer:
+    return await make_server()
+
+
+@pytest.fixture
+def browser(aiohttp_client: Any, server: TestServer) -> MakeBrowser:
+    """A new browser (its own cookie jar) on the test server each call."""
+
+    async def make(target: TestServer | None = None, **kwargs: Any) -> Browser:
+        jar = kwargs.pop("cookie_jar", None) or CookieJar(unsafe=True)
+        client: Browser = await aiohttp_client(target or server, cookie_jar=jar, **kwargs)
+        return client
+
+    return make

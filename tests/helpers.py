@@ -1,0 +1,50 @@
+"""Small steps shared by the tests: what a browser and the mini program send."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import ClientResponse
+
+from tests.conftest import Browser
+
+
+async def new_scene(browser: Browser) -> str:
+    response = await browser.post("/api/scenes")
+    assert response.status == 201, await response.text()
+    body = await response.json()
+    scene: str = body["scene"]
+    return scene
+
+
+async def push(phone: Browser, scene: str, code: str, **extra: Any) -> ClientResponse:
+    """The mini program's pushCode (the phone carries no cookie; any client will do)."""
+    response: ClientResponse = await phone.post(
+        "/api/pushCode", json={"scene": scene, "code": code, **extra}
+    )
+    return response
+
+
+async def step(phone: Browser, scene: str, name: str, code: str, **extra: Any) -> ClientResponse:
+    response: ClientResponse = await phone.post(
+        f"/api/scenes/{scene}/{name}", json={"code": code, **extra}
+    )
+    return response
+
+
+async def poll(browser: Browser, scene: str, **query: Any) -> tuple[int, dict[str, Any]]:
+    response = await browser.get(f"/api/scenes/{scene}", params={k: str(v) for k, v in query.items()})
+    body: dict[str, Any] = await response.json()
+    return response.status, body
+
+
+async def me(browser: Browser) -> int:
+    response = await browser.get("/api/me")
+    return response.status
+
+
+def session_cookie(browser: Browser) -> str | None:
+    for cookie in browser.session.cookie_jar:
+        if cookie.key in ("wxlogin", "__Host-wxlogin"):
+            return cookie.value
+    return None
