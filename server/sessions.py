@@ -71,9 +71,11 @@ class PgStorage(AbstractStorage):
                 return Session(None, data=None, new=True)
             if row["predecessor"] is not None:
                 # First use of a post-login session: the pre-login one is now worthless.
+                # RETURNING gives new values, so the old predecessor comes from a self-join.
                 await conn.execute(
-                    "WITH done AS (UPDATE sessions SET predecessor = NULL WHERE id_hash = $1"
-                    " AND predecessor IS NOT NULL RETURNING predecessor)"
+                    "WITH done AS (UPDATE sessions s SET predecessor = NULL FROM sessions old"
+                    " WHERE s.id_hash = $1 AND old.id_hash = $1 AND s.predecessor IS NOT NULL"
+                    " RETURNING old.predecessor)"
                     " DELETE FROM sessions WHERE id_hash IN (SELECT predecessor FROM done)",
                     id_hash,
                 )

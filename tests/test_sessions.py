@@ -1,0 +1,218 @@
+"""Ownership, login CSRF, session rotation and revocation (SECURITY.md T1, T4, T5, T8, T21, T22)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from http.cookies import SimpleCookie
+
+import asyncpg
+from aiohttp import CookieJar
+from yarl import URL
+
+from server.clock import FakeClock
+from tests.conftest import MakeBrowser, MakeServer
+from tests.fakewechat import FakeWeChat
+from tests.helpers import me, new_scene, poll, push, session_cookie
+
+
+async def test_the_scene_alone_is_worth_nothing(browser: MakeBrowser, fw: FakeWeChat) -> None:
+    b1, b2, phone = await browser(), await browser(), await browser()
+    await new_scene(b2)  # b2 has a session of its own, just not this scene
+    scene = await new_scene(b1)
+    random_scene = "A" * 24
+
+    for name in (scene, random_scene):
+        status, body = await poll(b2, name, wait=0)
+        assert (status, body["error"]) == (404, "scene_not_found")
+        response = await b2.get(f"/api/scenes/{name}/code")
+        assert response.status == 404
+    assert fw.calls["getwxacodeunlimit"] == 0
+
+    assert (await push(phone, scene, fw.mint("o-1", "u-1"), nickName="Secret")).status == 200
+    status, body = await poll(b1, scene, wait=0)
+    assert body["status"] == "confirmed" and await me(b1) == 200
+    status, body = await poll(b2, scene, wait=0)
+    assert status == 404 and "Secret" not in str(body)
+    assert await me(b2) == 401
+
+
+async def test_login_csrf_a_confirmed_scene_logs_in_only_its_owner(
+    browser: MakeBrowser, fw: FakeWeChat
+) -> None:
+    attacker, victim, phone = await browser(), await browser(), await browser()
+    scene = await new_scene(attacker)
+    assert (await push(phone, scene, fw.mint("attacker-openid"))).status == 200
+    status, _ = await poll(victim, scene, wait=0)
+    assert status == 404
+    assert await me(victim) == 401
+    assert session_cookie(victim) is None
+
+
+async def test_cross_site_requests_are_refused(browser: MakeBrowser, fw: FakeWeChat) -> None:
+    b1 = await browser()
+    evil = {"Origin": "https://evil.example"}
+    response = await b1.post("/api/scenes", headers=evil)
+    assert response.status == 403
+    assert (await response.json())["error"] == "forbidden_origin"
+    assert session_cookie(b1) is None
+
+    scene = await new_scene(b1)
+    assert (await push(await browser(), scene, fw.mint())).status == 200
+    response = await b1.get(f"/api/scenes/{scene}", headers={"Sec-Fetch-Site": "cross-site"})
+    assert response.status == 403
+    assert await me(b1) == 401  # the cross-site poll did not log in
+    response = await b1.get(f"/api/scenes/{scene}", headers={"Origin": "http://127.0.0.1:8080"})
+    assert response.status == 200 and await me(b1) == 200
+
+    response = await b1.post("/api/logout", headers=evil)
+    assert response.status == 403
+    assert await me(b1) == 200  # still logged in
+
+
+async def test_session_rotates_at_login_and_old_ids_are_worthless(
+    browser: MakeBrowser, fw: FakeWeChat
+) -> None:
+    b1 = await browser()
+    scene = await new_scene(b1)
+    pre_login = session_cookie(b1)
+    assert pre_login is not None
+    await push(await browser(), scene, fw.mint())
+    await poll(b1, scene, wait=0)
+    post_login = session_cookie(b1)
+    assert post_login is not None and post_login != pre_login
+    assert await me(b1) == 200
+
+    # A replayed pre-login cookie (after the new one was used) and a made-up one get nothing.
+    for planted in (pre_login, "x" * 43):
+        other = await browser()
+        other.session.cookie_jar.update_cookies({"wxlogin": planted}, URL(str(other.make_url("/"))))
+        assert await me(other) == 401
+        response = await other.post("/api/scenes")
+        issued = session_cookie(other)
+        assert response.status == 201 and issued not in (planted, pre_login, post_login)
+
+
+async def test_logout_makes_the_cookie_worthless(
+    browser: MakeBrowser, fw: FakeWeChat, db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    b1 = await browser()
+    scene = await new_scene(b1)
+    pre_login = session_cookie(b1)
+    await push(await browser(), scene, fw.mint())
+    await poll(b1, scene, wait=0)
+    logged_in = session_cookie(b1)
+    response = await b1.post("/api/logout")
+    assert response.status == 204
+    assert await me(b1) == 401
+
+    for old in (logged_in, pre_login):
+        replay = await browser()
+        assert old is not None
+        replay.session.cookie_jar.update_cookies({"wxlogin": old}, URL(str(replay.make_url("/"))))
+        assert await me(replay) == 401
+        status, _ = await poll(replay, scene, wait=0)
+        assert status == 404  # the old cookie owns nothing and logs nobody in
+        assert await me(replay) == 401
+    assert await db.fetchval("SELECT count(*) FROM sessions WHERE user_id IS NOT NULL") == 0
+
+
+async def test_a_lost_login_answer_is_delivered_again_with_the_same_session(
+    browser: MakeBrowser, fw: FakeWeChat, db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    b1 = await browser()
+    scene = await new_scene(b1)
+    pre_login = session_cookie(b1)
+    assert pre_login is not None
+    await push(await browser(), scene, fw.mint())
+
+    lost = await browser()  # plays the first answer, whose Set-Cookie never arrives
+    lost.session.cookie_jar.update_cookies({"wxlogin": pre_login}, URL(str(lost.make_url("/"))))
+    status, body = await poll(lost, scene, wait=0)
+    minted = session_cookie(lost)
+    assert status == 200 and body["status"] == "confirmed" and minted != pre_login
+
+    status, body = await poll(b1, scene, wait=0)  # b1 still holds the pre-login cookie
+    assert status == 200 and body["status"] == "confirmed" and "user" in body
+    assert session_cookie(b1) == minted  # the same session, not a second one
+    assert await db.fetchval("SELECT count(*) FROM sessions WHERE user_id IS NOT NULL") == 1
+    assert await me(b1) == 200
+
+    # Once the new session has been used, the pre-login cookie is gone for good.
+    replay = await browser()
+    replay.session.cookie_jar.update_cookies({"wxlogin": pre_login}, URL(str(replay.make_url("/"))))
+    status, _ = await poll(replay, scene, wait=0)
+    assert status == 404
+
+
+async def test_many_tabs_polling_at_confirmation_make_one_session(
+    browser: MakeBrowser, fw: FakeWeChat, db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    b1 = await browser()
+    scene = await new_scene(b1)
+    polls = [asyncio.create_task(poll(b1, scene, wait=10)) for _ in range(20)]
+    await asyncio.sleep(0.2)
+    assert (await push(await browser(), scene, fw.mint())).status == 200
+    answers = await asyncio.wait_for(asyncio.gather(*polls), 10)
+    assert {status for status, _ in answers} == {200}
+    assert {body["status"] for _, body in answers} == {"confirmed"}
+    assert await db.fetchval("SELECT count(*) FROM sessions WHERE user_id IS NOT NULL") == 1
+    assert await me(b1) == 200
+    status, body = await poll(b1, scene, wait=0)  # a repeated poll answers confirmed again
+    assert status == 200 and body["status"] == "confirmed"
+
+
+async def test_cookie_flags_over_http(browser: MakeBrowser) -> None:
+    b1 = await browser()
+    response = await b1.post("/api/scenes")
+    header = response.headers["Set-Cookie"]
+    cookie = SimpleCookie()
+    cookie.load(header)
+    morsel = cookie["wxlogin"]
+    assert morsel["httponly"] and morsel["samesite"] == "Lax" and morsel["path"] == "/"
+    assert not morsel["domain"] and not morsel["secure"]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", morsel.value)  # 32 random bytes
+
+
+async def test_cookie_flags_under_https(make_server: MakeServer, browser: MakeBrowser) -> None:
+    server = await make_server(public_url="https://login.example.com")
+    b1 = await browser(server, cookie_jar=CookieJar(unsafe=True, treat_as_secure_origin=[
+        str(server.make_url("/"))]))
+    response = await b1.post("/api/scenes")
+    assert response.status == 201
+    cookie = SimpleCookie()
+    cookie.load(response.headers["Set-Cookie"])
+    morsel = cookie["__Host-wxlogin"]
+    assert morsel["secure"] and morsel["httponly"] and morsel["samesite"] == "Lax"
+    assert not morsel["domain"]
+    response = await b1.post("/api/scenes", headers={"Origin": "https://evil.example"})
+    assert response.status == 403
+    response = await b1.post("/api/scenes", headers={"Origin": "https://login.example.com"})
+    assert response.status == 201
+
+
+async def test_sessions_expire_by_the_clock(
+    browser: MakeBrowser, fw: FakeWeChat, clock: FakeClock
+) -> None:
+    b1 = await browser()
+    scene = await new_scene(b1)
+    await push(await browser(), scene, fw.mint())
+    await poll(b1, scene, wait=0)
+    assert await me(b1) == 200
+    clock.advance(7 * 24 * 3600 + 1)
+    assert await me(b1) == 401
+
+
+async def test_session_ids_are_unique_and_only_hashes_are_stored(
+    browser: MakeBrowser, db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    ids = set()
+    b = await browser()
+    for _ in range(50):
+        b.session.cookie_jar.clear()  # a new browser each round
+        await new_scene(b)
+        ids.add(session_cookie(b))
+    assert len(ids) == 50
+    stored = {bytes(row["id_hash"]) for row in await db.fetch("SELECT id_hash FROM sessions")}
+    assert len(stored) == 50
+    assert not any(cookie and cookie.encode() in stored for cookie in ids)
