@@ -72,7 +72,17 @@ def create_app(
         response: web.StreamResponse = await middleware(request, handler)
         return response
 
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[error_middleware, sessions])
+    @web.middleware
+    async def body_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+        # Reading the body enforces client_max_size (413) even where a handler ignores it;
+        # the body is cached, so handlers read it again for free.
+        if request.body_exists:
+            await request.read()
+        return await handler(request)
+
+    app = web.Application(
+        client_max_size=MAX_BODY, middlewares=[error_middleware, body_limit, sessions]
+    )
     app[SETTINGS] = settings
     app[CLOCK] = clock
 

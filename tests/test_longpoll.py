@@ -1,0 +1,116 @@
+"""Long-polls: instant in-process wake-ups, LISTEN/NOTIFY across servers, recovery (R1-R4, R16)."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+
+import asyncpg
+
+from server.http import inputs
+from tests.conftest import MakeBrowser, MakeServer
+from tests.fakewechat import FakeWeChat
+from tests.helpers import me, new_scene, poll, push, step
+
+
+def test_wait_defaults_to_25_and_is_capped_at_50() -> None:
+    assert inputs.wait(None) == 25
+    assert inputs.wait("999") == 50
+    assert inputs.wait("0") == 0
+
+
+async def test_a_poll_answers_at_once_when_the_status_differs_from_since(
+    browser: MakeBrowser, fw: FakeWeChat
+) -> None:
+    b1 = await browser()
+    scene = await new_scene(b1)
+    await step(await browser(), scene, "scan", fw.mint("x"))
+    started = time.monotonic()
+    _, body = await poll(b1, scene, wait=30)  # since defaults to pending
+    assert body["status"] == "scanned" and time.monotonic() - started < 1
+    started = time.monotonic()
+    _, body = await poll(b1, scene, wait=1, since="scanned")
+    assert body["status"] == "scanned" and 0.9 < time.monotonic() - started < 3
+
+
+async def test_polls_hold_no_database_connection(
+    browser: MakeBrowser, fw: FakeWeChat, db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    b1 = await browser()
+    scenes = [await new_scene(b1) for _ in range(40)]  # four times the pool's size
+    polls = [asyncio.create_task(poll(b1, s, wait=20)) for s in scenes]
+    await asyncio.sleep(0.5)
+    busy = await db.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND state = 'active' AND pid <> pg_backend_pid() AND query NOT ILIKE 'LISTEN%'"
+    )
+    assert busy == 0
+    phone = await browser()
+    started = time.monotonic()
+    for scene in scenes:
+        assert (await push(phone, scene, fw.mint())).status == 200
+    answers = await asyncio.wait_for(asyncio.gather(*polls), 10)
+    assert {body["status"] for _, body in answers} == {"confirmed"}
+    assert time.monotonic() - started < 10
+
+
+async def test_in_process_wake_up_latency(browser: MakeBrowser, fw: FakeWeChat) -> None:
+    b1, phone = await browser(), await browser()
+    latencies = []
+    for _ in range(20):
+        scene = await new_scene(b1)
+        waiting = asyncio.create_task(poll(b1, scene, wait=10))
+        await asyncio.sleep(0.02)
+        response = await push(phone, scene, fw.mint())
+        pushed = time.monotonic()
+        assert response.status == 200
+        await waiting
+        latencies.append(time.monotonic() - pushed)
+        await b1.post("/api/logout")
+    # A figure for the notes, not a timed assertion: wake-ups must simply all arrive.
+    median, worst = statistics.median(latencies) * 1000, max(latencies) * 1000
+    print(f"in-process push->poll answer after the push's reply: "
+          f"median {median:.1f} ms, max {worst:.1f} ms")
+
+
+async def test_a_poll_on_one_server_wakes_on_a_push_to_another(
+    make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat
+) -> None:
+    server_a, server_b = await make_server(), await make_server()
+    b1 = await browser(server_a)
+    phone = await browser(server_b)
+    scene = await new_scene(b1)
+    await asyncio.sleep(0.2)  # both listeners up
+    waiting = asyncio.create_task(poll(b1, scene, wait=20))
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    assert (await push(phone, scene, fw.mint())).status == 200
+    _, body = await asyncio.wait_for(waiting, 5)
+    assert body["status"] == "confirmed"
+    # The recheck runs every 0.5 s in tests: NOTIFY must beat it comfortably.
+    assert time.monotonic() - started < 0.45
+    assert await me(b1) == 200
+
+
+async def test_a_lost_listen_connection_delays_but_loses_nothing(
+    make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat,
+    db: asyncpg.Connection[asyncpg.Record],
+) -> None:
+    server_a, server_b = await make_server(), await make_server()
+    b1, phone = await browser(server_a), await browser(server_b)
+    await asyncio.sleep(0.2)
+    for _ in range(3):
+        scene = await new_scene(b1)
+        waiting = asyncio.create_task(poll(b1, scene, wait=20))
+        await asyncio.sleep(0.1)
+        killed = await db.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()"
+        )
+        assert killed >= 1
+        assert (await push(phone, scene, fw.mint())).status == 200
+        _, body = await asyncio.wait_for(waiting, 5)
+        assert body["status"] == "confirmed"
+        await b1.post("/api/logout")
+        b1 = await browser(server_a)

@@ -1,0 +1,74 @@
+"""Settings: read once, validated together, secrets out of repr, every one documented."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from server.settings import Settings, SettingsError, load_cookie_secret
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_defaults_follow_the_contract() -> None:
+    s = Settings.from_env({})
+    assert (s.host, s.port, s.database_url) == ("127.0.0.1", 8080, None)
+    assert s.data_dir == Path(".wxlogin") and s.sandbox
+    assert s.wechat_api_base == "https://api.weixin.qq.com"
+    assert (s.page, s.env_version, s.scene_ttl) == ("pages/login/login", "release", 300)
+    assert s.public_url == "http://127.0.0.1:8080" and not s.secure_cookies
+
+
+def test_database_url_fallback_and_precedence() -> None:
+    assert Settings.from_env({"DATABASE_URL": "postgresql://a"}).database_url == "postgresql://a"
+    both = {"DATABASE_URL": "postgresql://a", "WXLOGIN_DATABASE_URL": "postgresql://b"}
+    assert Settings.from_env(both).database_url == "postgresql://b"
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({
+            "WXLOGIN_APPID": "wx1", "WXLOGIN_PORT": "eighty", "WXLOGIN_ENV_VERSION": "beta",
+            "WXLOGIN_PAGE": "/pages/login/login", "WXLOGIN_SCENE_TTL": "1",
+            "WXLOGIN_PUBLIC_URL": "ftp://x", "WXLOGIN_COOKIE_SECRET": "short",
+            "WXLOGIN_TRUSTED_PROXIES": "nonsense", "WXLOGIN_APPS": "broken",
+        })
+    text = str(caught.value)
+    for name in ("WXLOGIN_SECRET", "WXLOGIN_PORT", "WXLOGIN_ENV_VERSION", "WXLOGIN_PAGE",
+                 "WXLOGIN_SCENE_TTL", "WXLOGIN_PUBLIC_URL", "WXLOGIN_COOKIE_SECRET",
+                 "WXLOGIN_TRUSTED_PROXIES", "WXLOGIN_APPS"):
+        assert name in text
+    assert len(caught.value.problems) == 9
+
+
+def test_secrets_stay_out_of_repr() -> None:
+    s = Settings.from_env({"WXLOGIN_APPID": "wx1", "WXLOGIN_SECRET": "s3cr3t-canary",
+                           "WXLOGIN_COOKIE_SECRET": "c" * 40,
+                           "WXLOGIN_DATABASE_URL": "postgresql://u:pw-canary@h/db",
+                           "WXLOGIN_APPS": "wx2:standby-canary"})
+    text = repr(s)
+    assert "s3cr3t" not in text and "c" * 40 not in text and "pw-canary" not in text
+    assert "standby-canary" not in text and "wx2" in text
+    assert [a.appid for a in s.all_apps] == ["wx1", "wx2"]
+
+
+def test_https_public_url_makes_cookies_secure() -> None:
+    s = Settings.from_env({"WXLOGIN_PUBLIC_URL": "https://Login.Example.com/"})
+    assert s.secure_cookies and s.public_origin == "https://login.example.com"
+
+
+def test_generated_cookie_secret_is_kept(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path / "data")
+    first = load_cookie_secret(s)
+    assert len(first) >= 32 and load_cookie_secret(s) == first
+    assert (tmp_path / "data" / "cookie_secret").stat().st_mode & 0o777 == 0o600
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    source = (ROOT / "server" / "settings.py").read_text()
+    names = set(re.findall(r'"((?:WXLOGIN_|DATABASE_URL)[A-Z_]*)"', source))
+    readme = (ROOT / "README.md").read_text()
+    missing = sorted(name for name in names if f"`{name}`" not in readme)
+    assert not missing, f"README.md does not document {missing}"
