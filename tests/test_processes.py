@@ -1,0 +1,173 @@
+"""Real `wxlogin serve` processes: two on one database, and the embedded PostgreSQL's lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.fakewechat import APPID, SECRET, FakeWeChat
+
+ROOT = Path(__file__).parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def spawn(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as output:  # the child keeps its own descriptor
+        return subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "server", "serve"], cwd=ROOT,
+            env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT,
+        )
+
+
+async def until_healthy(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"server on {port} never became healthy:\n{log.read_text()}")
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+async def test_two_serve_processes_share_logins(
+    pg_url: str, fw: FakeWeChat, tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    ports = [free_port(), free_port()]
+    for i, port in enumerate(ports):
+        env = {
+            "WXLOGIN_DATABASE_URL": pg_url, "WXLOGIN_PORT": str(port), "WXLOGIN_APPID": APPID,
+            "WXLOGIN_SECRET": SECRET, "WXLOGIN_WECHAT_API_BASE": fw.url,
+            "WXLOGIN_DATA_DIR": str(tmp_path / "data"),
+            "WXLOGIN_COOKIE_SECRET": "shared-cookie-secret-0123456789abcdef",
+        }
+        processes.append(spawn(env, tmp_path / f"serve{i}.log"))
+    for i, port in enumerate(ports):
+        await until_healthy(port, processes[i], tmp_path / f"serve{i}.log")
+    a, b = (f"http://127.0.0.1:{port}" for port in ports)
+
+    latencies = []
+    # Cookies are per host, not per port: one browser talks to both processes.
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser, \
+            aiohttp.ClientSession() as phone:
+        for _ in range(10):
+            async with browser.post(f"{a}/api/scenes") as response:
+                scene = (await response.json())["scene"]
+            async with browser.get(f"{b}/api/scenes/{scene}/code") as response:
+                assert response.status == 200 and await response.read() == fw.image
+
+            async def wait_on_a(scene: str = scene) -> tuple[dict[str, object], float]:
+                async with browser.get(f"{a}/api/scenes/{scene}", params={"wait": "20"}) as r:
+                    body = await r.json()
+                return body, time.monotonic()
+
+            waiting = asyncio.create_task(wait_on_a())
+            await asyncio.sleep(0.1)
+            sent = time.monotonic()
+            async with phone.post(f"{b}/api/pushCode",
+                                  json={"scene": scene, "code": fw.mint()}) as response:
+                assert response.status == 200
+            body, answered = await asyncio.wait_for(waiting, 10)
+            assert body["status"] == "confirmed"
+            latencies.append(answered - sent)
+            async with browser.get(f"{b}/api/me") as response:
+                assert response.status == 200  # the session is shared through PostgreSQL
+            async with browser.post(f"{a}/api/logout") as response:
+                assert response.status == 204
+    assert fw.calls["stable_token"] == 1  # the token is shared too
+    print(f"across processes: push sent -> poll answered median "
+          f"{statistics.median(latencies) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms")
+    assert max(latencies) < 4  # far below the 5 s re-check: NOTIFY woke the poll
+
+
+def postgres_running(data_dir: Path) -> bool:
+    pidfile = data_dir / "pgdata" / "postmaster.pid"
+    try:
+        pid = int(pidfile.read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_embedded_postgres_stops_with_the_server(
+    fw: FakeWeChat, tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    data = tmp_path / "data"
+    env = {
+        "WXLOGIN_PORT": str(free_port()), "WXLOGIN_APPID": APPID, "WXLOGIN_SECRET": SECRET,
+        "WXLOGIN_WECHAT_API_BASE": fw.url, "WXLOGIN_DATA_DIR": str(data),
+        "WXLOGIN_DATABASE_URL": "", "DATABASE_URL": "",
+    }
+    for stop in (signal.SIGTERM, signal.SIGINT, signal.SIGKILL):
+        log = tmp_path / f"serve-{stop.name}.log"
+        process = spawn(env, log)
+        processes.append(process)
+        await until_healthy(int(env["WXLOGIN_PORT"]), process, log)
+        assert postgres_running(data)
+        process.send_signal(stop)
+        code = process.wait(20)
+        if stop != signal.SIGKILL:
+            assert code == 0, log.read_text()
+        deadline = time.monotonic() + 10
+        while postgres_running(data) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert not postgres_running(data), f"PostgreSQL outlived the server after {stop.name}"
+
+
+def test_serve_without_credentials_says_what_to_set(tmp_path: Path) -> None:
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "server", "serve"], cwd=ROOT, capture_output=True, text=True,
+        env={**os.environ, "WXLOGIN_APPID": "", "WXLOGIN_SECRET": "",
+             "WXLOGIN_DATA_DIR": str(tmp_path)}, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "WXLOGIN_APPID" in result.stderr and "WXLOGIN_SECRET" in result.stderr
+
+
+def test_a_bad_configuration_lists_every_problem(tmp_path: Path) -> None:
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "server", "serve"], cwd=ROOT, capture_output=True, text=True,
+        env={**os.environ, "WXLOGIN_APPID": "wx1", "WXLOGIN_SECRET": "",
+             "WXLOGIN_PORT": "http", "WXLOGIN_DATA_DIR": str(tmp_path)}, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "WXLOGIN_SECRET" in result.stderr and "WXLOGIN_PORT" in result.stderr
+    assert "Traceback" not in result.stderr
