@@ -191,10 +191,17 @@ class FakeWeChat:
             answer["unionid"] = user.unionid
         return web.Response(text=json.dumps(answer), content_type="text/plain")
 
+    async def control_mint(self, request: web.Request) -> web.Response:
+        """Test control, not WeChat's: what `wx.login` would hand the mini program."""
+        body = await request.json() if request.body_exists else {}
+        code = self.mint(body.get("openid"), body.get("unionid"), appid=body.get("appid", APPID))
+        return web.json_response({"code": code})
+
     def app(self) -> web.Application:
         app = web.Application()
         app.add_routes(
             [
+                web.post("/_fake/mint", self.control_mint),
                 web.post("/cgi-bin/stable_token", self.stable_token),
                 web.get("/cgi-bin/token", self.token),
                 web.post("/wxa/getwxacodeunlimit", self.draw),
