@@ -67,6 +67,8 @@ def serve(settings: Settings) -> None:
         web.run_app(
             app, host=ready.host, port=ready.port, handler_cancellation=True,
             print=None, access_log=logging.getLogger("wxlogin.access"),
+            # Open long-polls are cut after this; browsers simply poll again elsewhere.
+            shutdown_timeout=5.0,
         )
 
 
