@@ -52,7 +52,7 @@ def decrypt(session_key: bytes, iv: str, encrypted_data: str) -> dict[str, Any]:
     try:
         plain = unpadder.update(padded) + unpadder.finalize()
         data = json.loads(plain.decode("utf-8"))
-    except ValueError:  # bad padding, bad UTF-8 and bad JSON are all ValueErrors
+    except (ValueError, RecursionError):  # bad padding, UTF-8, JSON; JSON nested too deep
         raise DecryptError("bad padding, UTF-8 or JSON") from None
     if not isinstance(data, dict):
         raise DecryptError("not a JSON object")
@@ -74,7 +74,7 @@ def verify(
         raise DecryptError("watermark appid")
     stamp = watermark.get("timestamp")
     if max_age:
-        if not isinstance(stamp, int) or isinstance(stamp, bool):
+        if not isinstance(stamp, int) or isinstance(stamp, bool) or not 0 < stamp < 2**40:
             raise DecryptError("watermark timestamp")
         age = now.timestamp() - stamp
         if age > max_age or age < -FUTURE_SKEW:

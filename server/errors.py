@@ -162,22 +162,31 @@ _DB_ERRORS = (
 )
 
 
+class InternalError(ApiError):
+    status = 500
+    code = "internal_error"
+    default_message = "Something went wrong on our side."
+
+
+def as_api_error(exc: Exception, context: str) -> ApiError:
+    """The answer for any failure; one place decides it for every writer of errors."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, _DB_ERRORS):
+        log.exception("database unavailable while %s", context)
+        return DatabaseUnavailable()
+    log.exception("unhandled error while %s", context)
+    return InternalError()
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except ApiError as error:
-        return error.response()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         code, message = _HTTP_CODES.get(exc.status, ("http_error", exc.reason))
         return json_error(exc.status, code, message)
-    except _DB_ERRORS:
-        log.exception("database unavailable while serving %s %s", request.method, request.path)
-        return DatabaseUnavailable().response()
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("unhandled error serving %s %s", request.method, request.path)
-        return json_error(500, "internal_error", "Something went wrong on our side.")
+    except Exception as exc:  # CancelledError is a BaseException and passes through
+        return as_api_error(exc, f"serving {request.method} {request.path}").response()

@@ -22,7 +22,7 @@ import asyncpg
 
 from . import scenes, store
 from .clock import Clock
-from .errors import ApiError, CodeAlreadyUsed, CodeReused, WeChatUnreachable
+from .errors import CodeAlreadyUsed, CodeReused, WeChatUnreachable, as_api_error
 from .wechat import WeChat, WxSession
 
 log = logging.getLogger("wxlogin.steps")
@@ -95,7 +95,9 @@ class Steps:
     async def _perform(self, key: bytes, code: str, wechat: WeChat, action: Action) -> Answer:
         try:
             answer = await action(await wechat.code2session(code))
-        except ApiError as error:
+        except Exception as exc:
+            # Recorded whatever it was: the code may be spent, so a retry must get this answer.
+            error = as_api_error(exc, "running a phone step")
             answer = Answer(
                 error.status, {"error": error.code, "message": error.message}, error.headers
             )

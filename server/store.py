@@ -192,26 +192,28 @@ async def release_code_draw(conn: Conn, scene: str) -> None:
 # --- access tokens -----------------------------------------------------------------------------
 
 
-async def token_get(conn: Conn, appid: str) -> tuple[str, datetime] | None:
+async def token_get(conn: Conn, appid: str) -> tuple[bytes, datetime] | None:
     row = await conn.fetchrow(
-        "SELECT token, expires_at FROM access_tokens WHERE appid = $1", appid
+        "SELECT token_sealed, expires_at FROM access_tokens WHERE appid = $1", appid
     )
-    return None if row is None else (row["token"], row["expires_at"])
+    return None if row is None else (row["token_sealed"], row["expires_at"])
 
 
 async def token_put(
-    conn: Conn, appid: str, token: str, expires_at: datetime, now: datetime
+    conn: Conn, appid: str, sealed: bytes, token_hash: bytes, expires_at: datetime,
+    now: datetime,
 ) -> None:
     await conn.execute(
-        "INSERT INTO access_tokens (appid, token, expires_at, updated_at) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT (appid) DO UPDATE SET token = $2, expires_at = $3, updated_at = $4",
-        appid, token, expires_at, now,
+        "INSERT INTO access_tokens (appid, token_sealed, token_hash, expires_at, updated_at)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (appid) DO UPDATE"
+        " SET token_sealed = $2, token_hash = $3, expires_at = $4, updated_at = $5",
+        appid, sealed, token_hash, expires_at, now,
     )
 
 
-async def token_expire(conn: Conn, appid: str, token: str, now: datetime) -> None:
+async def token_expire(conn: Conn, appid: str, token_hash: bytes, now: datetime) -> None:
     """Mark the token dead only if it is still the one that failed."""
     await conn.execute(
-        "UPDATE access_tokens SET expires_at = $3 WHERE appid = $1 AND token = $2",
-        appid, token, now,
+        "UPDATE access_tokens SET expires_at = $3 WHERE appid = $1 AND token_hash = $2",
+        appid, token_hash, now,
     )

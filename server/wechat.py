@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import json
 import logging
+import os
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,6 +23,8 @@ from typing import Any, Protocol
 
 import aiohttp
 import asyncpg
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from . import store
 from .clock import Clock
@@ -74,6 +78,25 @@ class WeChat(Protocol):
     async def code2session(self, code: str) -> WxSession: ...
 
 
+class _Disconnected(aiohttp.ClientConnectionError):
+    """WeChat hung up mid-request: never re-sent, since a js_code may already be spent."""
+
+
+async def _never_resend(
+    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+) -> aiohttp.ClientResponse:
+    # aiohttp silently retries an idempotent request once after a disconnect; turning the error
+    # into one it does not retry (from inside its retry loop) stops that.
+    try:
+        return await handler(request)
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+        raise _Disconnected(str(exc)) from exc
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
 def _rid(errmsg: object) -> str:
     match = re.search(r"rid:\s*([\w-]+)", str(errmsg))
     return match.group(1) if match else "-"
@@ -112,6 +135,8 @@ class WeChatClient:
         self._page = page
         self._env_version = env_version
         self._cached: tuple[str, datetime] | None = None
+        # The token rests in PostgreSQL sealed under a key only the processes know.
+        self._seal = AESGCM(hashlib.sha256(b"wxlogin access token\0" + secret.encode()).digest())
         self._lock = asyncio.Lock()
         self._stable = True  # falls back to cgi-bin/token if a stand-in lacks stable_token
 
@@ -123,7 +148,8 @@ class WeChatClient:
     async def _request(self, api: str, method: str, path: str, **kwargs: Any) -> bytes:
         try:
             async with self._http.request(
-                method, self._base + path, timeout=ATTEMPT_TIMEOUT, **kwargs
+                method, self._base + path, timeout=ATTEMPT_TIMEOUT,
+                middlewares=(_never_resend,), **kwargs,
             ) as response:
                 body = await response.read()
                 status = response.status
@@ -233,17 +259,31 @@ class WeChatClient:
                     "SELECT pg_advisory_xact_lock(hashtext($1))", f"wxlogin.token:{self.appid}"
                 )
                 if stale is not None:
-                    await store.token_expire(conn, self.appid, stale, self._clock.now())
-                entry = await store.token_get(conn, self.appid)
+                    await store.token_expire(conn, self.appid, _digest(stale), self._clock.now())
+                entry = self._unseal(await store.token_get(conn, self.appid))
                 if not usable(entry):
                     token, expires_in = await self._fetch_token()
                     now = self._clock.now()
                     entry = (token, now + timedelta(seconds=expires_in))
-                    await store.token_put(conn, self.appid, token, entry[1], now)
+                    nonce = os.urandom(12)
+                    sealed = nonce + self._seal.encrypt(nonce, token.encode(), self.appid.encode())
+                    await store.token_put(
+                        conn, self.appid, sealed, _digest(token), entry[1], now
+                    )
                     log.info("wechat access token refreshed for %s", self.appid)
             self._cached = entry
             assert entry is not None
             return entry[0]
+
+    def _unseal(self, row: tuple[bytes, datetime] | None) -> tuple[str, datetime] | None:
+        if row is None:
+            return None
+        sealed, expires_at = row
+        try:
+            token = self._seal.decrypt(sealed[:12], sealed[12:], self.appid.encode())
+        except (InvalidTag, ValueError):
+            return None  # sealed under another secret: fetch a new token
+        return token.decode(), expires_at
 
     async def _with_token(self, call: Callable[[str], Awaitable[Any]]) -> Any:
         token = await self.access_token()

@@ -68,10 +68,13 @@ CREATE TABLE code_ledger (
 );
 CREATE INDEX code_ledger_expires_at ON code_ledger (expires_at);
 
--- Access tokens shared by every process, refreshed by one at a time.
+-- Access tokens shared by every process, refreshed by one at a time. The token is sealed with a
+-- key derived from the AppSecret (which every process has and a dump does not); its sha256 names
+-- the token that failed when WeChat rejects one.
 CREATE TABLE access_tokens (
-    appid       text PRIMARY KEY,
-    token       text NOT NULL,
-    expires_at  timestamptz NOT NULL,
-    updated_at  timestamptz NOT NULL
+    appid        text PRIMARY KEY,
+    token_sealed bytea NOT NULL,
+    token_hash   bytea NOT NULL,
+    expires_at   timestamptz NOT NULL,
+    updated_at   timestamptz NOT NULL
 );

@@ -81,7 +81,9 @@ class FakeWeChat:
         )
         return code
 
-    def encrypt(self, code: str, data: dict[str, Any], *, iv: bytes | None = None) -> dict[str, str]:
+    def encrypt(
+        self, code: str, data: dict[str, Any], *, iv: bytes | None = None
+    ) -> dict[str, str]:
         vector = iv or os.urandom(16)
         return {
             "iv": base64.b64encode(vector).decode(),

@@ -33,7 +33,8 @@ async def step(phone: Browser, scene: str, name: str, code: str, **extra: Any) -
 
 
 async def poll(browser: Browser, scene: str, **query: Any) -> tuple[int, dict[str, Any]]:
-    response = await browser.get(f"/api/scenes/{scene}", params={k: str(v) for k, v in query.items()})
+    params = {key: str(value) for key, value in query.items()}
+    response = await browser.get(f"/api/scenes/{scene}", params=params)
     body: dict[str, Any] = await response.json()
     return response.status, body
 
