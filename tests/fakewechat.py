@@ -211,3 +211,17 @@ class FakeWeChat:
             ]
         )
         return app
+
+
+def main() -> None:
+    """`python -m tests.fakewechat [PORT]`: the stand-in on its own, for driving a real
+    `./scripts/serve` by hand. `POST /_fake/mint {"openid"?, "unionid"?}` plays `wx.login`."""
+    import sys
+
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 9100
+    print(f"fake WeChat on http://127.0.0.1:{port} (appid {APPID}, secret {SECRET})")
+    web.run_app(FakeWeChat().app(), host="127.0.0.1", port=port, print=None)
+
+
+if __name__ == "__main__":
+    main()
