@@ -87,7 +87,13 @@ def verify(
 
 
 def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
+    if not isinstance(value, str) or not value or "\x00" in value:
+        return None
+    try:
+        value.encode("utf-8")  # JSON escapes can spell lone surrogates
+    except UnicodeEncodeError:
+        return None
+    return value
 
 
 def decrypt_profile(

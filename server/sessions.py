@@ -24,7 +24,7 @@ from aiohttp_session import SESSION_KEY, AbstractStorage, Session, get_session
 from .clock import Clock
 from .db import Conn
 
-SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{43}$")
+SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 def new_session_id() -> str:
@@ -59,7 +59,7 @@ class PgStorage(AbstractStorage):
 
     async def load_session(self, request: web.Request) -> Session:
         session_id = self.load_cookie(request)
-        if session_id is None or not SESSION_ID.match(session_id):
+        if session_id is None or not SESSION_ID.fullmatch(session_id):
             return Session(None, data=None, new=True)
         id_hash = self.id_hash(session_id)
         async with self._pool.acquire() as conn:

@@ -48,7 +48,7 @@ def code_hash(code: str) -> bytes:
 
 
 def request_hash(step: str, scene: str, appid: str, fields: dict[str, Any]) -> bytes:
-    canonical = json.dumps([step, scene, appid, fields], sort_keys=True, ensure_ascii=False)
+    canonical = json.dumps([step, scene, appid, fields], sort_keys=True)
     return hashlib.sha256(canonical.encode()).digest()
 
 

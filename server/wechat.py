@@ -57,6 +57,11 @@ OPERATOR_HINTS = {
 }
 
 
+# Page and build problems are told to whoever sees them (the site owner testing their setup);
+# credential and network problems only to the log.
+PUBLIC_HINTS = {41030, 40097, 40129}
+
+
 @dataclass(frozen=True)
 class WxSession:
     openid: str
@@ -146,9 +151,11 @@ class WeChatClient:
     # --- transport -----------------------------------------------------------------------------
 
     async def _request(self, api: str, method: str, path: str, **kwargs: Any) -> bytes:
+        # Exceptions are reduced to their type name and dropped (`from None`): aiohttp's carry
+        # the URL, and with it the secret, js_code or access token.
         try:
             async with self._http.request(
-                method, self._base + path, timeout=ATTEMPT_TIMEOUT,
+                method, self._base + path, timeout=ATTEMPT_TIMEOUT, allow_redirects=False,
                 middlewares=(_never_resend,), **kwargs,
             ) as response:
                 body = await response.read()
@@ -156,6 +163,9 @@ class WeChatClient:
         except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             log.warning("wechat %s unreachable: %s", api, type(exc).__name__)
             raise WeChatUnreachable() from None
+        except (aiohttp.ClientError, ValueError) as exc:  # a malformed reply
+            log.error("wechat %s answered malformed HTTP: %s", api, type(exc).__name__)
+            raise WeChatError() from None
         if status == 404 and api == "stable_token":
             raise _NoStableToken()
         if status != 200:
@@ -189,9 +199,14 @@ class WeChatClient:
         if refused and errcode in refused:
             log.info("wechat %s refused the code: errcode %s (rid %s)", api, errcode, rid)
             raise CodeRejected()
-        hint = OPERATOR_HINTS.get(errcode)
-        log.error("wechat %s failed: errcode %s (rid %s) %s", api, errcode, rid, hint or "")
-        raise WeChatError(hint or f"WeChat refused the request (errcode {errcode}).")
+        hint = OPERATOR_HINTS.get(errcode, "")
+        log.error("wechat %s failed: errcode %s (rid %s) %s", api, errcode, rid, hint)
+        if errcode in PUBLIC_HINTS:
+            raise WeChatError(hint)
+        raise WeChatError(
+            f"WeChat refused the request (errcode {errcode}); the site's operator can find "
+            "what to change in the server log."
+        )
 
     async def _deadline(self, work: Awaitable[Any]) -> Any:
         try:
@@ -229,8 +244,11 @@ class WeChatClient:
         except _TokenRejected:
             raise WeChatError() from None
         token, expires_in = answer.get("access_token"), answer.get("expires_in")
-        if not isinstance(token, str) or not 0 < len(token) <= 512 or not isinstance(
-            expires_in, int
+        if (
+            not isinstance(token, str)
+            or not 0 < len(token) <= 512
+            or not isinstance(expires_in, int)
+            or not 0 < expires_in <= 24 * 3600
         ):
             log.error("wechat token answer lacks access_token/expires_in")
             raise WeChatError()

@@ -55,7 +55,7 @@ async def create_scene(request: web.Request) -> web.Response:
             conn,
             owner=owner,
             appid=services.primary_appid,
-            browser_agent=request.headers.get("User-Agent", "")[:512],
+            browser_agent=inputs.header_text(request.headers.get("User-Agent", ""), 512),
             browser_ip=client_ip(request, settings.trusted_proxies),
             now=now,
             expires_at=now + timedelta(seconds=settings.scene_ttl),

@@ -11,7 +11,7 @@ from aiohttp import web
 from ..errors import BadInput
 from ..scenes import STATUSES, valid_scene
 
-CODE = re.compile(r"^[\x21-\x7e]{1,128}$")
+CODE = re.compile(r"[\x21-\x7e]{1,128}")
 MAX_WAIT = 50
 DEFAULT_WAIT = 25
 MAX_NICKNAME = 64
@@ -26,7 +26,7 @@ def scene(value: object) -> str:
 
 
 def code(value: object) -> str:
-    if not isinstance(value, str) or not CODE.match(value):
+    if not isinstance(value, str) or not CODE.fullmatch(value):
         raise BadInput("`code` must be the code from a fresh wx.login().")
     return value
 
@@ -55,9 +55,26 @@ def optional_text(fields: dict[str, Any], name: str, limit: int) -> str | None:
     value = fields.get(name)
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or len(value) > limit or "\x00" in value:
+    if not isinstance(value, str) or len(value) > limit or not storable(value):
         raise BadInput(f"`{name}` must be text of at most {limit} characters.")
     return value
+
+
+def storable(text: str) -> bool:
+    """Text PostgreSQL can keep: no NUL, no lone surrogates (JSON's "\\ud800" makes them)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def header_text(value: str, limit: int) -> str:
+    """A header as storable text: aiohttp maps undecodable bytes to surrogates."""
+    cleaned = value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
+    return cleaned[:limit]
 
 
 def avatar_url(value: str | None) -> str | None:
@@ -79,7 +96,7 @@ async def fields(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than any real body
         raise BadInput("The body must be a JSON object.") from None
     if not isinstance(data, dict):
         raise BadInput("The body must be a JSON object.")

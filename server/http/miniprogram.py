@@ -58,6 +58,10 @@ async def push_code(request: web.Request) -> web.Response:
                 )
             except crypto.DecryptError:
                 raise InvalidEncryptedData() from None
+            if decrypted.nickname in store.PLACEHOLDER_NICKNAMES:
+                # getUserInfo's anonymised answer: its name and grey avatar are no profile, so
+                # whatever the mini program filled in itself stands.
+                decrypted = crypto.Profile(None, None)
             profile = crypto.Profile(
                 (decrypted.nickname or "")[: inputs.MAX_NICKNAME] or nickname,
                 inputs.avatar_url(decrypted.avatar_url) or avatar,
