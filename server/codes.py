@@ -14,12 +14,13 @@ import asyncpg
 
 from . import store
 from .clock import Clock
+from .db import acquire
 from .errors import WeChatUnreachable
-from .wechat import CodeImage, WeChat
+from .wechat import ANSWER_BUDGET, DEADLINE, CodeImage, WeChat
 
 log = logging.getLogger("wxlogin.codes")
 
-LEASE = timedelta(seconds=16)  # longer than a WeChat call's deadline
+LEASE = timedelta(seconds=DEADLINE + 1)  # a draw ends within its deadline, then the lease
 POLL_INTERVAL = 0.05
 
 
@@ -40,28 +41,32 @@ class CodeDrawer:
         return await asyncio.shield(task)
 
     async def _fetch(self, scene: str, appid: str) -> CodeImage:
-        deadline = asyncio.get_running_loop().time() + LEASE.total_seconds()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ANSWER_BUDGET
         while True:
-            async with self._pool.acquire() as conn:
+            async with acquire(self._pool) as conn:
                 kept = await store.code_image(conn, scene)
                 if kept is not None:
                     return CodeImage(*kept)
                 now = self._clock.now()
                 leased = await store.lease_code_draw(conn, scene, now, now + LEASE)
             if leased:
-                return await self._draw(scene, appid)
-            if asyncio.get_running_loop().time() > deadline:
+                return await self._draw(scene, appid, deadline - loop.time())
+            if loop.time() > deadline:
                 raise WeChatUnreachable()
             await asyncio.sleep(POLL_INTERVAL)  # another process is drawing this scene
 
-    async def _draw(self, scene: str, appid: str) -> CodeImage:
+    async def _draw(self, scene: str, appid: str, budget: float) -> CodeImage:
         try:
-            image = await self._wechat[appid].draw_code(scene)
-        except BaseException:
-            async with self._pool.acquire() as conn:
+            async with asyncio.timeout(max(budget, 0.0)):
+                image = await self._wechat[appid].draw_code(scene)
+        except BaseException as exc:
+            async with acquire(self._pool) as conn:
                 await store.release_code_draw(conn, scene)
+            if isinstance(exc, TimeoutError):
+                raise WeChatUnreachable() from None
             raise
-        async with self._pool.acquire() as conn:
+        async with acquire(self._pool) as conn:
             await store.save_code_image(conn, scene, image.data, image.content_type)
         log.info("drew the code for a scene (%s, %d bytes)", image.content_type, len(image.data))
         return image

@@ -18,6 +18,7 @@ import asyncpg
 
 from . import scenes
 from .clock import Clock
+from .db import acquire
 
 log = logging.getLogger("wxlogin.notify")
 
@@ -122,7 +123,7 @@ class Hub:
         watched = list(self._waiters)
         if not watched:
             return
-        async with self._pool.acquire() as conn:
+        async with acquire(self._pool) as conn:
             rows = await scenes.statuses(conn, watched)
         now = self._clock.now()
         current = {row.scene: row.state(now) for row in rows}

@@ -22,7 +22,7 @@ from aiohttp import web
 from aiohttp_session import SESSION_KEY, AbstractStorage, Session, get_session
 
 from .clock import Clock
-from .db import Conn
+from .db import Conn, acquire
 
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")
 
@@ -62,7 +62,7 @@ class PgStorage(AbstractStorage):
         if session_id is None or not SESSION_ID.fullmatch(session_id):
             return Session(None, data=None, new=True)
         id_hash = self.id_hash(session_id)
-        async with self._pool.acquire() as conn:
+        async with acquire(self._pool) as conn:
             row = await conn.fetchrow(
                 "SELECT data, predecessor FROM sessions WHERE id_hash = $1 AND expires_at > $2",
                 id_hash, self._clock.now(),
@@ -92,7 +92,7 @@ class PgStorage(AbstractStorage):
             return
         data: dict[str, Any] = dict(session)
         session_id: str | None = session.identity
-        async with self._pool.acquire() as conn:
+        async with acquire(self._pool) as conn:
             if session_id is None:
                 session_id = new_session_id()
                 session.set_new_identity(session_id)
@@ -117,7 +117,7 @@ class PgStorage(AbstractStorage):
 
     async def delete(self, session_id: str) -> None:
         """Logout: the session and a not-yet-retired pre-login predecessor both die."""
-        async with self._pool.acquire() as conn:
+        async with acquire(self._pool) as conn:
             await conn.execute(
                 "WITH gone AS (DELETE FROM sessions WHERE id_hash = $1 RETURNING predecessor)"
                 " DELETE FROM sessions WHERE id_hash IN (SELECT predecessor FROM gone)",

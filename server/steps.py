@@ -16,19 +16,20 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 
 from . import scenes, store
 from .clock import Clock
+from .db import acquire
 from .errors import CodeAlreadyUsed, CodeReused, WeChatUnreachable, as_api_error
-from .wechat import WeChat, WxSession
+from .wechat import ANSWER_BUDGET, WeChat, WxSession
 
 log = logging.getLogger("wxlogin.steps")
 
 CODE_LIFETIME = timedelta(minutes=5)
-REPLAY_WAIT = 16.0  # longer than a step's WeChat deadline
+ABANDONED_AFTER = timedelta(seconds=ANSWER_BUDGET + 1)
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,20 @@ class Steps:
         fields: dict[str, Any],
         action: Action,
     ) -> Answer:
+        # Shielded as a whole: once the ledger names this code, the step must finish and record
+        # its answer even if the client hangs up, so that its identical retry gets that answer.
+        task = asyncio.ensure_future(
+            self._run(step, scene, code, wechat, request_hash(step, scene, wechat.appid, fields),
+                      action)
+        )
+        return await asyncio.shield(task)
+
+    async def _run(
+        self, step: str, scene: str, code: str, wechat: WeChat, digest: bytes, action: Action
+    ) -> Answer:
+        deadline = asyncio.get_running_loop().time() + ANSWER_BUDGET
         key = code_hash(code)
-        digest = request_hash(step, scene, wechat.appid, fields)
-        async with self._pool.acquire() as conn:
+        async with acquire(self._pool) as conn:
             entry = await store.ledger_get(conn, key)
             if entry is None:
                 await scenes.check_open(conn, scene, self._clock.now())
@@ -84,13 +96,14 @@ class Steps:
                 if not started:
                     entry = await store.ledger_get(conn, key)
         if entry is not None:
-            return await self._replay(key, entry, step, scene, digest)
-        task = asyncio.ensure_future(self._perform(key, code, wechat, action))
-        self._inflight[key] = task
-        task.add_done_callback(lambda _t: self._inflight.pop(key, None))
-        # Shielded: once WeChat may have spent the code, the answer must reach the ledger even
-        # if this client hangs up; its identical retry then gets that answer.
-        return await asyncio.shield(task)
+            return await self._replay(key, entry, step, scene, digest, deadline)
+        this = asyncio.current_task()
+        assert this is not None
+        self._inflight[key] = cast("asyncio.Task[Answer]", this)
+        try:
+            return await self._perform(key, code, wechat, action)
+        finally:
+            del self._inflight[key]
 
     async def _perform(self, key: bytes, code: str, wechat: WeChat, action: Action) -> Answer:
         try:
@@ -101,14 +114,20 @@ class Steps:
             answer = Answer(
                 error.status, {"error": error.code, "message": error.message}, error.headers
             )
-        async with self._pool.acquire() as conn:
+        async with acquire(self._pool) as conn:
             await store.ledger_finish(
                 conn, key, answer.status, {"body": answer.body, "headers": answer.headers}
             )
         return answer
 
     async def _replay(
-        self, key: bytes, entry: store.LedgerEntry, step: str, scene: str, digest: bytes
+        self,
+        key: bytes,
+        entry: store.LedgerEntry,
+        step: str,
+        scene: str,
+        digest: bytes,
+        deadline: float,
     ) -> Answer:
         if entry.scene != scene:
             raise CodeAlreadyUsed()
@@ -117,13 +136,16 @@ class Steps:
         local = self._inflight.get(key)
         if local is not None:
             return await asyncio.shield(local)
-        deadline = asyncio.get_running_loop().time() + REPLAY_WAIT
+        loop = asyncio.get_running_loop()
         current: store.LedgerEntry | None = entry
         while current is not None and current.answer is None:
-            if asyncio.get_running_loop().time() > deadline:
+            # The first attempt runs in another process, or ran in one that died: a step never
+            # takes longer than its budget, so an older unanswered entry will stay unanswered.
+            abandoned = self._clock.now() - current.created_at > ABANDONED_AFTER
+            if abandoned or loop.time() > deadline:
                 raise WeChatUnreachable()
-            await asyncio.sleep(0.05)  # the first attempt runs in another process
-            async with self._pool.acquire() as conn:
+            await asyncio.sleep(0.05)
+            async with acquire(self._pool) as conn:
                 current = await store.ledger_get(conn, key)
         if current is None or current.answer is None or current.answer_status is None:
             raise CodeAlreadyUsed()

@@ -106,11 +106,12 @@ class LedgerEntry:
     request_hash: bytes
     answer_status: int | None
     answer: dict[str, Any] | None
+    created_at: datetime
 
 
 async def ledger_get(conn: Conn, code_hash: bytes) -> LedgerEntry | None:
     row = await conn.fetchrow(
-        "SELECT step, scene, request_hash, answer_status, answer FROM code_ledger"
+        "SELECT step, scene, request_hash, answer_status, answer, created_at FROM code_ledger"
         " WHERE code_hash = $1",
         code_hash,
     )
@@ -118,7 +119,8 @@ async def ledger_get(conn: Conn, code_hash: bytes) -> LedgerEntry | None:
         return None
     answer = json.loads(row["answer"]) if row["answer"] is not None else None
     return LedgerEntry(
-        row["step"], row["scene"], row["request_hash"], row["answer_status"], answer
+        row["step"], row["scene"], row["request_hash"], row["answer_status"], answer,
+        row["created_at"],
     )
 
 

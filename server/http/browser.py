@@ -18,6 +18,7 @@ from aiohttp_session import Session, get_session
 from .. import scenes, store
 from ..app import CLOCK, SERVICES, SETTINGS
 from ..context import client_ip
+from ..db import acquire
 from ..errors import ApiError, ForbiddenOrigin, LoginAlreadyUsed, NotLoggedIn, SceneExpired
 from . import inputs
 
@@ -50,7 +51,7 @@ async def create_scene(request: web.Request) -> web.Response:
     if owner is None:
         owner = secrets.token_urlsafe(24)
         session["browser"] = owner  # a changed session is saved, which sets the cookie
-    async with services.pool.acquire() as conn:
+    async with acquire(services.pool) as conn:
         scene = await scenes.create(
             conn,
             owner=owner,
@@ -77,7 +78,7 @@ async def scene_code(request: web.Request) -> web.Response:
     services, clock = request.app[SERVICES], request.app[CLOCK]
     name = inputs.scene(request.match_info["scene"])
     owner = browser_key(await get_session(request))
-    async with services.pool.acquire() as conn:
+    async with acquire(services.pool) as conn:
         found = await scenes.get_owned(conn, name, owner)
     state = found.state(clock.now())
     if state == "expired":
@@ -102,7 +103,7 @@ async def poll(request: web.Request) -> web.Response:
     with services.hub.watch(name, since) as waiter:
         while True:
             waiter.event.clear()  # before the read, so a change during it is not lost
-            async with services.pool.acquire() as conn:
+            async with acquire(services.pool) as conn:
                 found = await scenes.get_owned(conn, name, owner)
             now = clock.now()
             state, remaining = found.state(now), deadline - loop.time()
@@ -130,7 +131,7 @@ async def log_in(
     """The owner's poll of a confirmed scene logs this browser in, exactly once."""
     services, now = request.app[SERVICES], request.app[CLOCK].now()
     storage = services.storage
-    async with services.pool.acquire() as conn:
+    async with acquire(services.pool) as conn:
         if found.user_id is not None and session.get("user_id") == found.user_id:
             user = await store.get_user(conn, found.user_id)  # another tab got here first
             if user is not None and not user.disabled:
@@ -171,7 +172,7 @@ async def current_user(request: web.Request) -> store.User | None:
     user_id = (await get_session(request)).get("user_id")
     if not isinstance(user_id, int):
         return None
-    async with request.app[SERVICES].pool.acquire() as conn:
+    async with acquire(request.app[SERVICES].pool) as conn:
         user = await store.get_user(conn, user_id)
     return None if user is None or user.disabled else user
 

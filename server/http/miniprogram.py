@@ -14,6 +14,7 @@ from aiohttp import web
 from .. import crypto, scenes, store
 from ..app import CLOCK, SERVICES, SETTINGS
 from ..context import describe_agent
+from ..db import acquire
 from ..errors import BadInput, InvalidEncryptedData
 from ..steps import Answer, user_key
 from ..wechat import WeChat, WxSession
@@ -66,7 +67,7 @@ async def push_code(request: web.Request) -> web.Response:
                 (decrypted.nickname or "")[: inputs.MAX_NICKNAME] or nickname,
                 inputs.avatar_url(decrypted.avatar_url) or avatar,
             )
-        async with services.pool.acquire() as conn, conn.transaction():
+        async with acquire(services.pool) as conn, conn.transaction():
             user = await store.upsert_user(
                 conn, appid=wechat.appid, openid=wx.openid, unionid=wx.unionid,
                 nickname=profile.nickname, avatar_url=profile.avatar_url, now=clock.now(),
@@ -93,7 +94,7 @@ async def scan(request: web.Request) -> web.Response:
 
     async def claim(wx: WxSession) -> Answer:
         now = clock.now()
-        async with services.pool.acquire() as conn:
+        async with acquire(services.pool) as conn:
             moved = await scenes.transition(
                 conn, scene, "scan", claimant=user_key(wechat.appid, wx), now=now
             )
@@ -120,7 +121,7 @@ async def deny(request: web.Request) -> web.Response:
     code, wechat = inputs.code(fields.get("code")), pick_app(request, fields)
 
     async def refuse(wx: WxSession) -> Answer:
-        async with services.pool.acquire() as conn:
+        async with acquire(services.pool) as conn:
             await scenes.transition(
                 conn, scene, "deny", claimant=user_key(wechat.appid, wx), now=clock.now()
             )
