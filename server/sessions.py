@@ -70,13 +70,14 @@ class PgStorage(AbstractStorage):
             if row is None:
                 return Session(None, data=None, new=True)
             if row["predecessor"] is not None:
-                # First use of a post-login session: the pre-login one is now worthless.
-                # RETURNING gives new values, so the old predecessor comes from a self-join.
+                # First use of a post-login session: the pre-login session, and any other
+                # session minted to succeed it (two tabs, two scenes), are now worthless.
                 await conn.execute(
-                    "WITH done AS (UPDATE sessions s SET predecessor = NULL FROM sessions old"
-                    " WHERE s.id_hash = $1 AND old.id_hash = $1 AND s.predecessor IS NOT NULL"
-                    " RETURNING old.predecessor)"
-                    " DELETE FROM sessions WHERE id_hash IN (SELECT predecessor FROM done)",
+                    "WITH old AS (SELECT predecessor FROM sessions WHERE id_hash = $1),"
+                    " cleared AS (UPDATE sessions SET predecessor = NULL WHERE id_hash = $1)"
+                    " DELETE FROM sessions WHERE id_hash <> $1"
+                    " AND (id_hash IN (SELECT predecessor FROM old)"
+                    " OR predecessor IN (SELECT predecessor FROM old))",
                     id_hash,
                 )
         return Session(session_id, data={"session": json.loads(row["data"])}, new=False)
@@ -116,13 +117,29 @@ class PgStorage(AbstractStorage):
         self.save_cookie(response, session_id, max_age=max_age)
 
     async def delete(self, session_id: str) -> None:
-        """Logout: the session and a not-yet-retired pre-login predecessor both die."""
+        """Logout: the session dies with the sessions linked to it that were never used, its
+        pre-login predecessor and, if it is itself a pre-login session whose successor's
+        cookie was lost, that successor."""
         async with acquire(self._pool) as conn:
             await conn.execute(
                 "WITH gone AS (DELETE FROM sessions WHERE id_hash = $1 RETURNING predecessor)"
-                " DELETE FROM sessions WHERE id_hash IN (SELECT predecessor FROM gone)",
+                " DELETE FROM sessions WHERE id_hash IN (SELECT predecessor FROM gone)"
+                " OR predecessor = $1",
                 self.id_hash(session_id),
             )
+
+    def save_cookie(
+        self, response: web.StreamResponse, cookie_data: str, *, max_age: int | None = None
+    ) -> None:
+        if cookie_data:
+            super().save_cookie(response, cookie_data, max_age=max_age)
+            return
+        # A `__Host-` cookie is only replaced by one with the same attributes, Secure included.
+        params = self.cookie_params
+        response.del_cookie(
+            self.cookie_name, path=params["path"], secure=params["secure"],
+            httponly=params["httponly"], samesite=params["samesite"],
+        )
 
     async def login(
         self,

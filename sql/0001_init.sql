@@ -31,6 +31,7 @@ CREATE TABLE sessions (
     expires_at   timestamptz NOT NULL
 );
 CREATE INDEX sessions_user_id ON sessions (user_id);
+CREATE INDEX sessions_predecessor ON sessions (predecessor) WHERE predecessor IS NOT NULL;
 CREATE INDEX sessions_expires_at ON sessions (expires_at);
 
 -- Login attempts. `expired` is never stored: it is derived from expires_at by every reader.

@@ -11,7 +11,7 @@ from aiohttp import CookieJar
 from yarl import URL
 
 from server.clock import FakeClock
-from tests.conftest import MakeBrowser, MakeServer
+from tests.conftest import Browser, MakeBrowser, MakeServer
 from tests.fakewechat import FakeWeChat
 from tests.helpers import me, new_scene, poll, push, session_cookie
 
@@ -216,3 +216,82 @@ async def test_session_ids_are_unique_and_only_hashes_are_stored(
     stored = {bytes(row["id_hash"]) for row in await db.fetch("SELECT id_hash FROM sessions")}
     assert len(stored) == 50
     assert not any(cookie and cookie.encode() in stored for cookie in ids)
+
+
+async def login_lost(browser: MakeBrowser, b1: Browser, scene: str) -> str:
+    """Play a poll whose answer (and new cookie) never reaches b1; returns the minted id."""
+    pre_login = session_cookie(b1)
+    assert pre_login is not None
+    lost = await browser()
+    lost.session.cookie_jar.update_cookies({"wxlogin": pre_login}, URL(str(lost.make_url("/"))))
+    status, body = await poll(lost, scene, wait=0)
+    assert (status, body["status"]) == (200, "confirmed")
+    minted = session_cookie(lost)
+    assert minted is not None and minted != pre_login
+    return minted
+
+
+async def with_cookie(browser: MakeBrowser, cookie: str) -> Browser:
+    replay = await browser()
+    replay.session.cookie_jar.update_cookies({"wxlogin": cookie}, URL(str(replay.make_url("/"))))
+    return replay
+
+
+async def test_logout_with_the_pre_login_cookie_kills_its_unused_successor(
+    browser: MakeBrowser, fw: FakeWeChat, db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    b1 = await browser()
+    scene = await new_scene(b1)
+    await push(await browser(), scene, fw.mint())
+    minted = await login_lost(browser, b1, scene)
+    assert (await b1.post("/api/logout")).status == 204  # b1 still holds the pre-login cookie
+    assert await me(await with_cookie(browser, minted)) == 401
+    assert await db.fetchval("SELECT count(*) FROM sessions") == 0
+
+
+async def test_two_scenes_logged_in_at_once_leave_one_session(
+    browser: MakeBrowser, fw: FakeWeChat, db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    b1 = await browser()
+    first, second = await new_scene(b1), await new_scene(b1)
+    phone = await browser()
+    await push(phone, first, fw.mint("same-person"))
+    await push(phone, second, fw.mint("same-person"))
+    minted_first = await login_lost(browser, b1, first)
+    minted_second = await login_lost(browser, b1, second)
+    assert minted_first != minted_second
+    assert await me(await with_cookie(browser, minted_second)) == 200  # first use
+    assert await me(await with_cookie(browser, minted_first)) == 401  # its sibling is gone
+    assert await db.fetchval("SELECT count(*) FROM sessions") == 1
+    assert (await (await with_cookie(browser, minted_second)).post("/api/logout")).status == 204
+    assert await db.fetchval("SELECT count(*) FROM sessions") == 0
+
+
+async def test_a_lost_answer_is_not_delivered_after_the_scene_expires(
+    browser: MakeBrowser, fw: FakeWeChat, clock: FakeClock
+) -> None:
+    b1 = await browser()
+    scene = await new_scene(b1)
+    await push(await browser(), scene, fw.mint())
+    await login_lost(browser, b1, scene)
+    clock.advance(301)
+    response = await b1.get(f"/api/scenes/{scene}", params={"wait": "0"})
+    assert response.status == 409
+    assert (await response.json())["error"] == "login_already_used"
+    assert await me(b1) == 401
+
+
+async def test_logout_clears_a_host_prefixed_cookie_with_its_attributes(
+    make_server: MakeServer, browser: MakeBrowser
+) -> None:
+    server = await make_server(public_url="https://login.example.com")
+    b1 = await browser(server, cookie_jar=CookieJar(unsafe=True, treat_as_secure_origin=[
+        str(server.make_url("/"))]))
+    assert (await b1.post("/api/scenes")).status == 201
+    response = await b1.post("/api/logout")
+    assert response.status == 204
+    cookie = SimpleCookie()
+    cookie.load(response.headers["Set-Cookie"])
+    morsel = cookie["__Host-wxlogin"]
+    assert morsel.value == "" and morsel["max-age"] == "0"
+    assert morsel["secure"] and morsel["path"] == "/" and not morsel["domain"]

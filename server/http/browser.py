@@ -151,7 +151,12 @@ async def log_in(
         # The gate was used before. If this browser's answer was lost, it still holds the
         # pre-login session: hand out the same post-login session again, never a second one.
         current = await scenes.get(conn, found.scene)
-        if session.identity is not None and current is not None and current.login_nonce:
+        if (
+            session.identity is not None
+            and current is not None
+            and current.login_nonce
+            and current.expires_at > now  # re-delivery lasts as long as the scene would
+        ):
             session_id = storage.derived_id(found.scene, current.login_nonce)
             user_id = await storage.pending_login(conn, session_id, session.identity)
             user = await store.get_user(conn, user_id) if user_id is not None else None
