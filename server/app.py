@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import aiohttp
 import asyncpg
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 from aiohttp_session import session_middleware
 
 from .clock import Clock
@@ -40,12 +40,36 @@ class Services:
     storage: PgStorage
     drawer: CodeDrawer
     steps: Steps
+    session_middleware: Middleware
 
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
 SERVICES = web.AppKey("services", Services)
-_SESSIONS = web.AppKey("session_middleware", object)
+
+
+@web.middleware
+async def sessions(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # aiohttp-session's middleware wants its storage at construction, and the storage exists
+    # only once the pool does, so it is built in services_ctx and kept with the services.
+    return await request.app[SERVICES].session_middleware(request, handler)
+
+
+@web.middleware
+async def body_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # Reading the body enforces client_max_size (413) even where a handler ignores it;
+    # the body is cached, so handlers read it again for free.
+    if request.body_exists:
+        await request.read()
+    return await handler(request)
+
+
+@web.middleware
+async def api_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    if request.path.startswith("/api/") or request.path == "/healthz":
+        response.headers.setdefault("Cache-Control", "no-store")  # answers are per browser
+    return response
 
 
 def create_app(
@@ -65,23 +89,9 @@ def create_app(
         raise ValueError("create_app needs WeChat credentials or a WeChat implementation")
     cookie_secret = load_cookie_secret(settings)
 
-    @web.middleware
-    async def sessions(request: web.Request, handler: Handler) -> web.StreamResponse:
-        middleware = request.app[_SESSIONS]
-        assert callable(middleware)
-        response: web.StreamResponse = await middleware(request, handler)
-        return response
-
-    @web.middleware
-    async def body_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
-        # Reading the body enforces client_max_size (413) even where a handler ignores it;
-        # the body is cached, so handlers read it again for free.
-        if request.body_exists:
-            await request.read()
-        return await handler(request)
-
     app = web.Application(
-        client_max_size=MAX_BODY, middlewares=[error_middleware, body_limit, sessions]
+        client_max_size=MAX_BODY,
+        middlewares=[api_headers, error_middleware, body_limit, sessions],
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock
@@ -120,9 +130,8 @@ def create_app(
             app[SERVICES] = Services(
                 pool=db, wechat=clients, primary_appid=next(iter(clients)), hub=hub,
                 storage=storage, drawer=CodeDrawer(db, clock, dict(clients)),
-                steps=Steps(db, clock),
+                steps=Steps(db, clock), session_middleware=session_middleware(storage),
             )
-            app[_SESSIONS] = session_middleware(storage)
             tasks = [asyncio.create_task(hub.listen()), asyncio.create_task(hub.recheck())]
             yield
         finally:

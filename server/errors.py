@@ -89,6 +89,11 @@ class SceneDenied(SceneConflict):
     default_message = "This login was declined; the site should show a new code."
 
 
+class SceneNotScanned(SceneConflict):
+    code = "scene_not_scanned"
+    default_message = "Only whoever scanned this code can decline it; scan it first."
+
+
 class CodeReused(SceneConflict):
     code = "code_reused"
     default_message = "This login code was already used for another step; call wx.login again."
@@ -139,11 +144,7 @@ class WeChatUnreachable(ApiError):
 def json_error(
     status: int, code: str, message: str, headers: Mapping[str, str] | None = None
 ) -> web.Response:
-    response = web.json_response(
-        {"error": code, "message": message}, status=status, headers=headers
-    )
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return web.json_response({"error": code, "message": message}, status=status, headers=headers)
 
 
 _HTTP_CODES = {
@@ -158,7 +159,8 @@ _DB_ERRORS = (
     asyncio.TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
+    asyncpg.InsufficientResourcesError,  # too many connections, disk full
+    asyncpg.OperatorInterventionError,  # shutting down, starting up, query cancelled
 )
 
 

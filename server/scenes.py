@@ -22,6 +22,7 @@ from .errors import (
     SceneDenied,
     SceneExpired,
     SceneNotFound,
+    SceneNotScanned,
 )
 
 ALPHABET = string.digits + string.ascii_letters
@@ -65,10 +66,13 @@ class Scene:
             return "expired"
         return self.status
 
-    def expires_in(self, now: datetime) -> int:
+    def seconds_left(self, now: datetime) -> float:
         if self.state(now) not in OPEN:
-            return 0
-        return max(0, int((self.expires_at - now).total_seconds()))
+            return 0.0
+        return max(0.0, (self.expires_at - now).total_seconds())
+
+    def expires_in(self, now: datetime) -> int:
+        return int(self.seconds_left(now))
 
 
 def _scene(row: asyncpg.Record | None) -> Scene | None:
@@ -107,7 +111,7 @@ async def get_owned(conn: Conn, scene: str, owner: str | None) -> Scene:
     return found
 
 
-def refuse(found: Scene | None, now: datetime, claimant: str | None = None) -> Exception:
+def refuse(found: Scene | None, now: datetime) -> Exception:
     """The error for a scene that cannot take a phone-side step (a failed transition)."""
     if found is None:
         return SceneNotFound()
@@ -118,6 +122,8 @@ def refuse(found: Scene | None, now: datetime, claimant: str | None = None) -> E
         return SceneAlreadyConfirmed()
     if state == "denied":
         return SceneDenied()
+    if state == "pending":
+        return SceneNotScanned()  # only `deny` fails on a pending scene
     return SceneAlreadyClaimed()
 
 
@@ -129,9 +135,10 @@ async def check_open(conn: Conn, scene: str, now: datetime) -> Scene:
     return found
 
 
-# The phone-side transitions. Each may start from `pending` (which it claims) or from `scanned`
-# by the same claimant; `scanned -> scanned` makes a re-scan by the claimant harmless.
-TARGETS = {"scan": "scanned", "confirm": "confirmed", "deny": "denied"}
+# The phone-side transitions: target status, and whether it may start from `pending` (claiming
+# the scene in the same step). Each may start from `scanned` by the same claimant, which makes a
+# re-scan harmless. Declining needs a claimant: only whoever scanned may decline.
+TARGETS = {"scan": ("scanned", True), "confirm": ("confirmed", True), "deny": ("denied", False)}
 
 
 async def transition(
@@ -143,17 +150,18 @@ async def transition(
     now: datetime,
     user_id: int | None = None,
 ) -> Scene:
+    target, from_pending = TARGETS[step]
     row = await conn.fetchrow(
         f"UPDATE scenes SET status = $2, claimant = $3, user_id = COALESCE($4, user_id),"
         f" updated_at = $5"
         f" WHERE scene = $1 AND expires_at > $5"
-        f" AND (status = 'pending' OR (status = 'scanned' AND claimant = $3))"
+        f" AND ((status = 'pending' AND $6) OR (status = 'scanned' AND claimant = $3))"
         f" RETURNING {COLUMNS}",
-        scene, TARGETS[step], claimant, user_id, now,
+        scene, target, claimant, user_id, now, from_pending,
     )
     moved = _scene(row)
     if moved is None:
-        raise refuse(await get(conn, scene), now, claimant)
+        raise refuse(await get(conn, scene), now)
     await conn.execute("SELECT pg_notify('wxlogin_scenes', $1)", scene)
     return moved
 

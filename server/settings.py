@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import secrets
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 ENV_VERSIONS = ("release", "trial", "develop")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class SettingsError(Exception):
@@ -59,8 +62,14 @@ class Settings:
 
     @property
     def public_origin(self) -> str:
+        """As browsers send it in `Origin`: a default port is left out."""
         parts = urlsplit(self.public_url)
-        return f"{parts.scheme}://{parts.netloc}".lower()
+        default = {"http": 80, "https": 443}[parts.scheme]
+        host = (parts.hostname or "").lower()
+        if ":" in host:
+            host = f"[{host}]"
+        port = "" if parts.port in (None, default) else f":{parts.port}"
+        return f"{parts.scheme}://{host}{port}"
 
     @property
     def all_apps(self) -> tuple[App, ...]:
@@ -148,6 +157,10 @@ class Settings:
         if apps and appid is None:
             problems.append("WXLOGIN_APPS needs a primary WXLOGIN_APPID/WXLOGIN_SECRET too")
 
+        log_level = (text("WXLOGIN_LOG_LEVEL", "INFO") or "INFO").upper()
+        if log_level not in LOG_LEVELS:
+            problems.append(f"WXLOGIN_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+
         settings = cls(
             host=host,
             port=port,
@@ -165,7 +178,7 @@ class Settings:
             session_ttl=integer("WXLOGIN_SESSION_TTL", 7 * 24 * 3600, 60, 400 * 24 * 3600),
             trusted_proxies=tuple(proxies),
             apps=tuple(apps),
-            log_level=(text("WXLOGIN_LOG_LEVEL", "INFO") or "INFO").upper(),
+            log_level=log_level,
         )
         if problems:
             raise SettingsError(problems)
@@ -174,17 +187,22 @@ class Settings:
 
 def load_cookie_secret(settings: Settings) -> str:
     """The configured cookie secret, or one generated once and kept in the data dir (0600),
-    so that a restart logs nobody out."""
+    so that a restart logs nobody out. Processes starting together agree on one: the file
+    appears whole (written aside, then linked into place) and the first link wins."""
     if settings.cookie_secret:
         return settings.cookie_secret
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     path = settings.data_dir / "cookie_secret"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    value = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value)
+    if not path.exists():
+        fd, draft = tempfile.mkstemp(dir=settings.data_dir, prefix=".cookie_secret.")
+        try:
+            with os.fdopen(fd, "w") as handle:  # mkstemp makes it 0600
+                handle.write(secrets.token_urlsafe(48))
+            with contextlib.suppress(FileExistsError):
+                os.link(draft, path)
+        finally:
+            os.unlink(draft)
+    value = path.read_text().strip()
+    if len(value) < 32:
+        raise SettingsError([f"{path} holds no usable cookie secret; delete it to make a new one"])
     return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,33 @@ def test_secrets_stay_out_of_repr() -> None:
 def test_https_public_url_makes_cookies_secure() -> None:
     s = Settings.from_env({"WXLOGIN_PUBLIC_URL": "https://Login.Example.com/"})
     assert s.secure_cookies and s.public_origin == "https://login.example.com"
+
+
+def test_the_public_origin_is_what_browsers_send() -> None:
+    for url, origin in (("https://Login.Example.com:443/", "https://login.example.com"),
+                        ("http://127.0.0.1:80", "http://127.0.0.1"),
+                        ("http://[::1]:8080/x", "http://[::1]:8080")):
+        assert Settings.from_env({"WXLOGIN_PUBLIC_URL": url}).public_origin == origin
+
+
+def test_the_log_level_is_checked() -> None:
+    assert Settings.from_env({"WXLOGIN_LOG_LEVEL": "debug"}).log_level == "DEBUG"
+    with pytest.raises(SettingsError, match="WXLOGIN_LOG_LEVEL"):
+        Settings.from_env({"WXLOGIN_LOG_LEVEL": "chatty"})
+
+
+def test_processes_starting_together_share_one_cookie_secret(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "shared")
+    with ThreadPoolExecutor(8) as pool:
+        secrets = set(pool.map(lambda _: load_cookie_secret(settings), range(32)))
+    assert len(secrets) == 1
+    assert [p.name for p in (tmp_path / "shared").iterdir()] == ["cookie_secret"]
+
+
+def test_a_truncated_cookie_secret_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "cookie_secret").write_text("")
+    with pytest.raises(SettingsError, match="cookie secret"):
+        load_cookie_secret(Settings(data_dir=tmp_path))
 
 
 def test_generated_cookie_secret_is_kept(tmp_path: Path) -> None:

@@ -94,6 +94,10 @@ async def test_scan_context_and_the_browser_sees_scanned(
 async def test_deny_is_terminal(browser: MakeBrowser, fw: FakeWeChat) -> None:
     b1, phone = await browser(), await browser()
     scene = await new_scene(b1)
+    response = await step(phone, scene, "deny", fw.mint("passer-by"))  # nobody scanned yet
+    assert (response.status, (await response.json())["error"]) == (409, "scene_not_scanned")
+    _, body = await poll(b1, scene, wait=0)
+    assert body["status"] == "pending"
     assert (await step(phone, scene, "scan", fw.mint("bob"))).status == 200
     response = await step(phone, scene, "deny", fw.mint("mallory"))
     assert response.status == 409  # only the claimant declines

@@ -61,16 +61,14 @@ async def create_scene(request: web.Request) -> web.Response:
             now=now,
             expires_at=now + timedelta(seconds=settings.scene_ttl),
         )
-    return no_store(
-        web.json_response(
-            {
-                "scene": scene.scene,
-                "status": "pending",
-                "expires_in": settings.scene_ttl,
-                "code_url": f"/api/scenes/{scene.scene}/code",
-            },
-            status=201,
-        )
+    return web.json_response(
+        {
+            "scene": scene.scene,
+            "status": "pending",
+            "expires_in": settings.scene_ttl,
+            "code_url": f"/api/scenes/{scene.scene}/code",
+        },
+        status=201,
     )
 
 
@@ -87,7 +85,7 @@ async def scene_code(request: web.Request) -> web.Response:
         raise SceneClosed()
     appid = found.appid if found.appid in services.wechat else services.primary_appid
     image = await services.drawer.get(name, appid)
-    return no_store(web.Response(body=image.data, content_type=image.content_type))
+    return web.Response(body=image.data, content_type=image.content_type)
 
 
 async def poll(request: web.Request) -> web.Response:
@@ -110,7 +108,7 @@ async def poll(request: web.Request) -> web.Response:
             if state != since or remaining <= 0:
                 break
             if state in scenes.OPEN:  # wake for the expiry too
-                remaining = min(remaining, found.expires_in(now) + 0.05)
+                remaining = min(remaining, found.seconds_left(now) + 0.01)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(remaining):
                     await waiter.event.wait()
@@ -122,7 +120,7 @@ async def poll(request: web.Request) -> web.Response:
     if state == "confirmed":
         assert owner is not None
         body["user"] = await log_in(request, session, found, owner)
-    return no_store(web.json_response(body))
+    return web.json_response(body)
 
 
 async def log_in(
@@ -170,7 +168,7 @@ async def me(request: web.Request) -> web.Response:
     user = await current_user(request)
     if user is None:
         raise NotLoggedIn()
-    return no_store(web.json_response({"user": user.public()}))
+    return web.json_response({"user": user.public()})
 
 
 async def current_user(request: web.Request) -> store.User | None:
@@ -187,8 +185,3 @@ async def logout(request: web.Request) -> web.Response:
     # Saving an emptied session deletes its row (and a pre-login predecessor) and the cookie.
     (await get_session(request)).invalidate()
     return web.Response(status=204)
-
-
-def no_store(response: web.Response) -> web.Response:
-    response.headers["Cache-Control"] = "no-store"
-    return response

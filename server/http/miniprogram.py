@@ -32,9 +32,7 @@ def pick_app(request: web.Request, fields: dict[str, Any]) -> WeChat:
 
 
 def respond(answer: Answer) -> web.Response:
-    response = web.json_response(answer.body, status=answer.status, headers=answer.headers)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return web.json_response(answer.body, status=answer.status, headers=answer.headers)
 
 
 async def push_code(request: web.Request) -> web.Response:

@@ -17,7 +17,7 @@ async def healthz(request: web.Request) -> web.Response:
             await conn.fetchval("SELECT 1", timeout=2)
     except Exception:  # any failure to reach the database is the answer, not an error
         raise DatabaseUnavailable() from None
-    return web.json_response({"ok": True}, headers={"Cache-Control": "no-store"})
+    return web.json_response({"ok": True})
 
 
 async def forward_auth(request: web.Request) -> web.Response:
@@ -31,6 +31,5 @@ async def forward_auth(request: web.Request) -> web.Response:
         headers={
             "X-Wxlogin-User-Id": str(user.id),
             "X-Wxlogin-Nickname": quote(user.nickname, safe=""),
-            "Cache-Control": "no-store",
         },
     )
