@@ -1,5 +1,6 @@
-# Sourced by scripts/serve and scripts/test: make .venv if it is missing or stale, install the
-# project into it, and export PATH so that `wxlogin` and `pytest` resolve to it.
+# Sourced by scripts/serve, scripts/test and the benchmarks: make .venv if it is missing or
+# broken, install what the given requirements file pins (again whenever it, requirements.txt or
+# pyproject.toml change), and put .venv/bin first on PATH.
 # Usage: . scripts/bootstrap.sh <requirements file>
 set -euo pipefail
 
@@ -21,17 +22,25 @@ if [ -z "$python" ]; then
   exit 1
 fi
 
-# The stamp records what the venv was built from; any change to it means a reinstall.
-stamp=$(cat "$root/pyproject.toml" "$requirements" "$root/requirements.txt" | sha256sum | cut -c1-16)
-stamp="$stamp $("$python" -c 'import sys; print(sys.version.split()[0])')"
+version=$("$python" -c 'import sys; print(sys.version.split()[0])')
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' 2>/dev/null ||
-   [ "$(cat "$venv/.wxlogin-stamp" 2>/dev/null)" != "$stamp" ]; then
-  echo "==> preparing $venv (one time; about a minute)" >&2
+   [ "$(cat "$venv/.wxlogin-python" 2>/dev/null)" != "$version" ]; then
+  echo "==> creating $venv with Python $version" >&2
   rm -rf "$venv"
   "$python" -m venv "$venv"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >&2
-  # uv installs about ten times faster; plain pip reads the same pinned files when it is unavailable.
-  if "$venv/bin/python" -m pip install -q --disable-pip-version-check uv >&2 2>/dev/null; then
+  # uv installs about ten times faster; plain pip reads the same pinned files without it.
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check uv >&2 2>/dev/null || true
+  echo "$version" > "$venv/.wxlogin-python"
+fi
+
+# One stamp per requirements file, so serve (runtime pins) and test (runtime + test pins) can
+# take turns without reinstalling, let alone rebuilding the venv under a running server.
+stamp=$(cat "$root/pyproject.toml" "$root/requirements.txt" "$requirements" | sha256sum | cut -c1-16)
+stampfile="$venv/.wxlogin-stamp-$(basename "$requirements" .txt)"
+if [ "$(cat "$stampfile" 2>/dev/null)" != "$stamp" ]; then
+  echo "==> installing $(basename "$requirements") into $venv" >&2
+  if [ -x "$venv/bin/uv" ]; then
     UV_PYTHON_DOWNLOADS=never "$venv/bin/uv" pip install -q --python "$venv/bin/python" \
       -r "$requirements" >&2
     UV_PYTHON_DOWNLOADS=never "$venv/bin/uv" pip install -q --python "$venv/bin/python" \
@@ -40,7 +49,7 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' 2>/dev/nu
     "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements" >&2
     "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e "$root" >&2
   fi
-  echo "$stamp" > "$venv/.wxlogin-stamp"
+  echo "$stamp" > "$stampfile"
 fi
 export PATH="$venv/bin:$PATH"
 export VIRTUAL_ENV="$venv"
