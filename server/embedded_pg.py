@@ -8,15 +8,18 @@ PostgreSQL refuses to run as root, so as root it runs as `nobody`.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib.util
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -47,7 +50,7 @@ def _make_traversable(path: Path) -> None:
     for folder in [path, *path.parents]:
         mode = folder.stat().st_mode
         if not mode & stat.S_IXOTH:
-            log.info("allowing other users to traverse %s (for the embedded PostgreSQL)", folder)
+            log.warning("allowing other users to traverse %s (for the embedded PostgreSQL)", folder)
             folder.chmod(mode | stat.S_IXOTH)
 
 
@@ -58,7 +61,17 @@ class EmbeddedPostgres:
         self.bin = binaries()
         self._process: subprocess.Popen[bytes] | None = None
         self._socket_dir: Path | None = None
-        self._user = pwd.getpwnam("nobody") if os.geteuid() == 0 else None
+        self._temporary_socket_dir = False
+        self._password_file = self.data_dir / "postgres_password"
+        self._user = None
+        if os.geteuid() == 0:
+            try:
+                self._user = pwd.getpwnam("nobody")
+            except KeyError:
+                raise EmbeddedPostgresError(
+                    "PostgreSQL refuses to run as root and this machine has no `nobody` user "
+                    "to run it as: run as another user, or set WXLOGIN_DATABASE_URL"
+                ) from None
 
     def _preexec(self) -> None:
         if self._user is not None:
@@ -66,8 +79,9 @@ class EmbeddedPostgres:
             os.setgid(self._user.pw_gid)
             os.setuid(self._user.pw_uid)
         # After setuid: changing credentials clears the parent-death signal.
-        # SIGINT is PostgreSQL's "fast shutdown".
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
+        # SIGINT is PostgreSQL's "fast shutdown". Linux only; elsewhere stop() is the only stop.
+        if sys.platform.startswith("linux"):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
 
     def _own(self, path: Path) -> None:
         if self._user is not None:
@@ -82,6 +96,38 @@ class EmbeddedPostgres:
                 f"{Path(args[0]).name} failed: {result.stderr.decode(errors='replace')[-2000:]}"
             )
 
+    def _init(self) -> None:
+        """A new cluster whose superuser has a random password, kept in the data dir (0600):
+        the socket is reachable by `nobody`, so trust alone would let any such process in."""
+        if self.pgdata.exists() and any(self.pgdata.iterdir()):
+            raise EmbeddedPostgresError(
+                f"{self.pgdata} is not empty but holds no PostgreSQL cluster; "
+                "move it away or point WXLOGIN_DATA_DIR elsewhere"
+            )
+        self.pgdata.mkdir(mode=0o700, exist_ok=True)
+        self._own(self.pgdata)
+        password = secrets.token_urlsafe(24)
+        pwfile = self.data_dir / ".initdb-password"  # for initdb's user only, gone right after
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(password)
+        self._own(pwfile)
+        log.info("initialising the embedded PostgreSQL in %s", self.pgdata)
+        try:
+            self._run(
+                str(self.bin / "initdb"), "-D", str(self.pgdata), "-U", "postgres",
+                f"--pwfile={pwfile}", "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C",
+                "--no-instructions",
+            )
+        except EmbeddedPostgresError:
+            shutil.rmtree(self.pgdata, ignore_errors=True)
+            raise
+        finally:
+            pwfile.unlink(missing_ok=True)
+        fd = os.open(self._password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(password)
+
     def start(self, timeout: float = 60.0) -> str:
         """Initialise on first use, start, wait until ready; returns an asyncpg URL."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -89,18 +135,11 @@ class EmbeddedPostgres:
             _make_traversable(self.data_dir)
             _make_traversable(self.bin.parent)
         if not (self.pgdata / "PG_VERSION").exists():
-            if self.pgdata.exists():
-                shutil.rmtree(self.pgdata)  # a half-made cluster from an interrupted initdb
-            self.pgdata.mkdir(mode=0o700)
-            self._own(self.pgdata)
-            log.info("initialising the embedded PostgreSQL in %s", self.pgdata)
-            self._run(
-                str(self.bin / "initdb"), "-D", str(self.pgdata), "-U", "postgres",
-                "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-instructions",
-            )
+            self._init()
         socket_dir = self.data_dir / "run"
         if len(str(socket_dir)) > SOCKET_PATH_MAX - 15:
             socket_dir = Path(tempfile.mkdtemp(prefix="wxpg-"))
+            self._temporary_socket_dir = True
         socket_dir.mkdir(mode=0o700, exist_ok=True)
         self._own(socket_dir)
         self._socket_dir = socket_dir
@@ -138,7 +177,11 @@ class EmbeddedPostgres:
     @property
     def url(self) -> str:
         assert self._socket_dir is not None
-        return f"postgresql://postgres@/postgres?host={quote(str(self._socket_dir))}"
+        try:
+            user = "postgres:" + quote(self._password_file.read_text().strip(), safe="")
+        except FileNotFoundError:
+            user = "postgres"  # a cluster made before passwords were set: trust
+        return f"postgresql://{user}@/postgres?host={quote(str(self._socket_dir))}"
 
     def stop(self, timeout: float = 15.0) -> None:
         process, self._process = self._process, None
@@ -149,5 +192,12 @@ class EmbeddedPostgres:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
             process.send_signal(signal.SIGQUIT)
-            process.wait(5)
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._temporary_socket_dir and self._socket_dir is not None:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(self._socket_dir)
         log.info("embedded PostgreSQL stopped")
