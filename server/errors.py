@@ -110,6 +110,12 @@ class SceneExpired(ApiError):
     default_message = "This login code has expired; the site should show a new one."
 
 
+class SceneClosed(ApiError):
+    status = 410
+    code = "scene_closed"
+    default_message = "This login attempt is finished; its code is no longer shown."
+
+
 class WeChatError(ApiError):
     status = 502
     code = "wechat_error"

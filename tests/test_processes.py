@@ -171,3 +171,19 @@ def test_a_bad_configuration_lists_every_problem(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "WXLOGIN_SECRET" in result.stderr and "WXLOGIN_PORT" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_wxlogin_migrate_applies_then_reports_up_to_date(tmp_path: Path) -> None:
+    env = {**os.environ, "WXLOGIN_DATA_DIR": str(tmp_path / "data"),
+           "WXLOGIN_DATABASE_URL": "", "DATABASE_URL": ""}
+    runs = [
+        subprocess.run(  # noqa: S603
+            [sys.executable, "-m", "server", "migrate"], cwd=ROOT, capture_output=True,
+            text=True, env=env, timeout=120,
+        )
+        for _ in range(2)
+    ]
+    assert [run.returncode for run in runs] == [0, 0], runs[0].stderr + runs[1].stderr
+    assert runs[0].stdout.strip() == "applied: 0001_init"
+    assert runs[1].stdout.strip() == "the database is up to date"
+    assert not postgres_running(tmp_path / "data")

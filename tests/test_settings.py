@@ -100,3 +100,17 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
     missing = sorted(name for name in names if f"`{name}`" not in readme)
     assert not missing, f"README.md does not document {missing}"
+
+
+def test_every_error_code_is_documented() -> None:
+    from server import errors
+
+    def subclasses(cls: type) -> list[type]:
+        return [cls, *(sub for child in cls.__subclasses__() for sub in subclasses(child))]
+
+    codes = {getattr(cls, "code") for cls in subclasses(errors.ApiError)}  # noqa: B009
+    codes |= {code for code, _ in errors._HTTP_CODES.values()}
+    codes -= {"scene_conflict", "http_error"}  # abstract parent; no route answers it
+    documented = (ROOT / "docs" / "api.md").read_text()
+    missing = sorted(code for code in codes if f"`{code}`" not in documented)
+    assert not missing, f"docs/api.md does not list {missing}"

@@ -19,14 +19,14 @@ from .. import scenes, store
 from ..app import CLOCK, SERVICES, SETTINGS
 from ..context import client_ip
 from ..db import acquire
-from ..errors import ApiError, ForbiddenOrigin, LoginAlreadyUsed, NotLoggedIn, SceneExpired
+from ..errors import (
+    ForbiddenOrigin,
+    LoginAlreadyUsed,
+    NotLoggedIn,
+    SceneClosed,
+    SceneExpired,
+)
 from . import inputs
-
-
-class SceneClosed(ApiError):
-    status = 410
-    code = "scene_closed"
-    default_message = "This login attempt is finished; its code is no longer shown."
 
 
 def check_origin(request: web.Request) -> None:
