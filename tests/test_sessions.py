@@ -16,6 +16,24 @@ from tests.fakewechat import FakeWeChat
 from tests.helpers import me, new_scene, poll, push, session_cookie
 
 
+async def login_lost(browser: MakeBrowser, b1: Browser, scene: str) -> str:
+    """Play a poll whose answer (and new cookie) never reaches b1; returns the minted id."""
+    pre_login = session_cookie(b1)
+    assert pre_login is not None
+    lost = await with_cookie(browser, pre_login)
+    status, body = await poll(lost, scene, wait=0)
+    assert (status, body["status"]) == (200, "confirmed")
+    minted = session_cookie(lost)
+    assert minted is not None and minted != pre_login
+    return minted
+
+
+async def with_cookie(browser: MakeBrowser, cookie: str) -> Browser:
+    replay = await browser()
+    replay.session.cookie_jar.update_cookies({"wxlogin": cookie}, URL(str(replay.make_url("/"))))
+    return replay
+
+
 async def test_the_scene_alone_is_worth_nothing(browser: MakeBrowser, fw: FakeWeChat) -> None:
     b1, b2, phone = await browser(), await browser(), await browser()
     await new_scene(b2)  # b2 has a session of its own, just not this scene
@@ -85,8 +103,7 @@ async def test_session_rotates_at_login_and_old_ids_are_worthless(
 
     # A replayed pre-login cookie (after the new one was used) and a made-up one get nothing.
     for planted in (pre_login, "x" * 43):
-        other = await browser()
-        other.session.cookie_jar.update_cookies({"wxlogin": planted}, URL(str(other.make_url("/"))))
+        other = await with_cookie(browser, planted)
         assert await me(other) == 401
         response = await other.post("/api/scenes")
         issued = session_cookie(other)
@@ -107,9 +124,8 @@ async def test_logout_makes_the_cookie_worthless(
     assert await me(b1) == 401
 
     for old in (logged_in, pre_login):
-        replay = await browser()
         assert old is not None
-        replay.session.cookie_jar.update_cookies({"wxlogin": old}, URL(str(replay.make_url("/"))))
+        replay = await with_cookie(browser, old)
         assert await me(replay) == 401
         status, _ = await poll(replay, scene, wait=0)
         assert status == 404  # the old cookie owns nothing and logs nobody in
@@ -126,8 +142,7 @@ async def test_a_lost_login_answer_is_delivered_again_with_the_same_session(
     assert pre_login is not None
     await push(await browser(), scene, fw.mint())
 
-    lost = await browser()  # plays the first answer, whose Set-Cookie never arrives
-    lost.session.cookie_jar.update_cookies({"wxlogin": pre_login}, URL(str(lost.make_url("/"))))
+    lost = await with_cookie(browser, pre_login)  # the first answer, whose cookie never arrives
     status, body = await poll(lost, scene, wait=0)
     minted = session_cookie(lost)
     assert status == 200 and body["status"] == "confirmed" and minted != pre_login
@@ -139,9 +154,7 @@ async def test_a_lost_login_answer_is_delivered_again_with_the_same_session(
     assert await me(b1) == 200
 
     # Once the new session has been used, the pre-login cookie is gone for good.
-    replay = await browser()
-    replay.session.cookie_jar.update_cookies({"wxlogin": pre_login}, URL(str(replay.make_url("/"))))
-    status, _ = await poll(replay, scene, wait=0)
+    status, _ = await poll(await with_cookie(browser, pre_login), scene, wait=0)
     assert status == 404
 
 
@@ -216,25 +229,6 @@ async def test_session_ids_are_unique_and_only_hashes_are_stored(
     stored = {bytes(row["id_hash"]) for row in await db.fetch("SELECT id_hash FROM sessions")}
     assert len(stored) == 50
     assert not any(cookie and cookie.encode() in stored for cookie in ids)
-
-
-async def login_lost(browser: MakeBrowser, b1: Browser, scene: str) -> str:
-    """Play a poll whose answer (and new cookie) never reaches b1; returns the minted id."""
-    pre_login = session_cookie(b1)
-    assert pre_login is not None
-    lost = await browser()
-    lost.session.cookie_jar.update_cookies({"wxlogin": pre_login}, URL(str(lost.make_url("/"))))
-    status, body = await poll(lost, scene, wait=0)
-    assert (status, body["status"]) == (200, "confirmed")
-    minted = session_cookie(lost)
-    assert minted is not None and minted != pre_login
-    return minted
-
-
-async def with_cookie(browser: MakeBrowser, cookie: str) -> Browser:
-    replay = await browser()
-    replay.session.cookie_jar.update_cookies({"wxlogin": cookie}, URL(str(replay.make_url("/"))))
-    return replay
 
 
 async def test_logout_with_the_pre_login_cookie_kills_its_unused_successor(

@@ -159,27 +159,28 @@ async def test_json_error_with_http_200_is_never_served_as_an_image(
 
 
 @pytest.mark.parametrize(
-    "body",
+    "fault",
     [
-        b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00;",
-        b"<html><body>502 Bad Gateway</body></html>",
-        b"",
-        b"[1, 2, 3]",
-        b"{not json at all",
-        b'{"errcode": "busy", "errmsg": "fake error rid: 1"}',
-        b'{"ok": true}',
-        PNG[:4],
-        JPEG[:2],
-        b"\x00\x00\x00\x0cjP  \r\n\x87\n",
+        Fault(body=b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00;"),
+        Fault(body=b"<html><body>502 Bad Gateway</body></html>"),
+        Fault(body=b""),
+        Fault(body=b"[1, 2, 3]"),
+        Fault(body=b"{not json at all"),
+        Fault(body=b'{"errcode": "busy", "errmsg": "fake error rid: 1"}'),
+        Fault(body=b'{"ok": true}'),
+        Fault(body=PNG[:4]),
+        Fault(body=JPEG[:2]),
+        Fault(body=b"\x00\x00\x00\x0cjP  \r\n\x87\n"),
+        Fault(http_status=500),
     ],
     ids=["gif", "html", "empty", "json-array", "broken-json", "odd-errcode", "json-no-errcode",
-         "truncated-png", "truncated-jpeg", "jpeg2000"],
+         "truncated-png", "truncated-jpeg", "jpeg2000", "http-500"],
 )
-async def test_draw_answer_neither_png_nor_jpeg_nor_json_error_is_502(
-    browser: MakeBrowser, fw: FakeWeChat, body: bytes
+async def test_draw_answer_neither_png_nor_jpeg_nor_json_error_is_502_and_not_kept(
+    browser: MakeBrowser, fw: FakeWeChat, fault: Fault
 ) -> None:
     owner, scene = await owner_with_scene(browser)
-    fw.fail(DRAW, Fault(body=body))
+    fw.fail(DRAW, fault)
     response = await fetch_code(owner, scene)
     assert response.status == 502
     await error_of(response)
@@ -207,16 +208,6 @@ async def test_jpeg_is_served_as_jpeg_with_its_bytes_unchanged(
     assert response.status == 200
     assert response.content_type == "image/jpeg"
     assert await response.read() == fw.image
-
-
-async def test_draw_http_500_is_502_and_not_kept(browser: MakeBrowser, fw: FakeWeChat) -> None:
-    owner, scene = await owner_with_scene(browser)
-    fw.fail(DRAW, Fault(http_status=500))
-    response = await fetch_code(owner, scene)
-    assert response.status == 502
-    await error_of(response)
-    await assert_image(await fetch_code(owner, scene), fw)
-    assert fw.calls[DRAW] == 2
 
 
 async def test_draw_dropped_connection_is_504_and_not_kept(
