@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,14 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from server.embedded_pg import EmbeddedPostgres  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
 from tests.fakewechat import APPID, SECRET, FakeWeChat  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def healthy(url: str) -> None:
@@ -107,7 +100,8 @@ async def run(logins: int) -> None:
         print(f"\nwake-up latency, {logins} logins each, 2 serve processes on one embedded "
               f"PostgreSQL (pool 10 each), this machine ({os.cpu_count()} cores)\n")
         print("| path | push sent → browser answered, p50 / p99 / max (ms) "
-              "| pushCode round trip, p50 (ms) | browser answered after push reply, p50 / p99 (ms) |")
+              "| pushCode round trip, p50 (ms) "
+              "| browser answered after push reply, p50 / p99 (ms) |")
         print("| --- | --- | --- | --- |")
         for label, wake, trip, late in rows:
             print(f"| {label} | {statistics.median(wake):.1f} / {percentile(wake, 0.99):.1f} / "

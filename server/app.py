@@ -19,8 +19,9 @@ from .codes import CodeDrawer
 from .errors import error_middleware
 from .migrations import migrate
 from .notify import Hub
+from .sandbox import SandboxState, SandboxWeChat
 from .sessions import PgStorage
-from .settings import Settings, load_cookie_secret
+from .settings import App, Settings, load_cookie_secret
 from .steps import Steps
 from .wechat import WeChat, WeChatClient
 
@@ -85,9 +86,18 @@ def create_app(
     database_url = settings.database_url
     if database_url is None:
         raise ValueError("create_app needs settings.database_url (the LISTEN connection uses it)")
-    if wechat is None and not settings.all_apps:
-        raise ValueError("create_app needs WeChat credentials or a WeChat implementation")
     cookie_secret = load_cookie_secret(settings)
+    # Sandbox mode: the stand-in is served by this app, and the ordinary client reaches it over
+    # loopback HTTP; with credentials configured it does not exist at all.
+    stand_in = None
+    if settings.sandbox and wechat is None:
+        stand_in = SandboxWeChat(SandboxState.load(settings.data_dir), settings.public_url, clock)
+    apps = (
+        (App(stand_in.state.appid, stand_in.state.secret),) if stand_in else settings.all_apps
+    )
+    api_base = settings.sandbox_api_base if stand_in else settings.wechat_api_base
+    if wechat is None and not apps:
+        raise ValueError("create_app needs WeChat credentials or a WeChat implementation")
 
     app = web.Application(
         client_max_size=MAX_BODY,
@@ -114,11 +124,11 @@ def create_app(
                 http = aiohttp.ClientSession(trust_env=False)
                 clients = {
                     app_.appid: WeChatClient(
-                        http=http, api_base=settings.wechat_api_base, appid=app_.appid,
-                        secret=app_.secret, pool=db, clock=clock, page=settings.page,
+                        http=http, api_base=api_base, appid=app_.appid, secret=app_.secret,
+                        pool=db, clock=clock, page=settings.page,
                         env_version=settings.env_version,
                     )
-                    for app_ in settings.all_apps
+                    for app_ in apps
                 }
             hub = Hub(
                 lambda: asyncpg.connect(database_url), db, clock, recheck_every=recheck_every
@@ -146,5 +156,7 @@ def create_app(
                 await db.close()
 
     app.cleanup_ctx.append(services_ctx)
-    app.add_routes(routes())
+    app.add_routes(routes(sandbox=stand_in is not None))
+    if stand_in is not None:
+        app.add_routes(stand_in.routes())
     return app

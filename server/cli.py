@@ -52,15 +52,18 @@ def database(settings: Settings) -> Iterator[Settings]:
         embedded.stop()
 
 
+SANDBOX_BANNER = """\
+================================================================================
+  SANDBOX MODE: no WeChat account needed, and nothing here is real.
+  Open {url}/ in a browser, then scan the code with your phone's camera
+  (or follow the link under it) and confirm as a test user.
+  To use your real mini program, set WXLOGIN_APPID and WXLOGIN_SECRET.
+================================================================================"""
+
+
 def serve(settings: Settings) -> None:
     if settings.sandbox:
-        print(
-            "wxlogin: no WeChat credentials. Set WXLOGIN_APPID and WXLOGIN_SECRET to your mini "
-            "program's AppID and AppSecret (WeChat admin console: Development > Development "
-            "settings), then run again. Sandbox mode, which needs no account, is not built yet.",
-            file=sys.stderr,
-        )
-        raise SystemExit(2)
+        print(SANDBOX_BANNER.format(url=settings.public_url), flush=True)
     with database(settings) as ready:
         app = create_app(ready, clock=SystemClock())
         print(f"wxlogin: serving {ready.public_url} (listening on {ready.host}:{ready.port})")

@@ -51,6 +51,7 @@ class Settings:
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     apps: tuple[App, ...] = ()
     log_level: str = "INFO"
+    sandbox_force: bool = False
 
     @property
     def sandbox(self) -> bool:
@@ -76,6 +77,14 @@ class Settings:
         """The primary app first, then the standbys."""
         primary = (App(self.appid, self.secret),) if self.appid and self.secret else ()
         return primary + self.apps
+
+    @property
+    def sandbox_api_base(self) -> str:
+        """Where the server reaches its own sandbox stand-in: itself, over loopback."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}/sandbox/wechat"
 
     def with_database_url(self, url: str) -> Settings:
         return replace(self, database_url=url)
@@ -157,6 +166,17 @@ class Settings:
         if apps and appid is None:
             problems.append("WXLOGIN_APPS needs a primary WXLOGIN_APPID/WXLOGIN_SECRET too")
 
+        sandbox_force = (text("WXLOGIN_SANDBOX_FORCE") or "").lower() in ("1", "true", "yes")
+        if appid is None and secret is None and not sandbox_force and not private_host(
+            parts.hostname or ""
+        ):
+            problems.append(
+                "sandbox mode (no WXLOGIN_APPID/WXLOGIN_SECRET) runs a fake WeChat that logs "
+                f"anyone in; it refuses the public address {public_url}. Set the mini program's "
+                "credentials, use a loopback or private WXLOGIN_PUBLIC_URL, or set "
+                "WXLOGIN_SANDBOX_FORCE=1 if you really mean it"
+            )
+
         log_level = (text("WXLOGIN_LOG_LEVEL", "INFO") or "INFO").upper()
         if log_level not in LOG_LEVELS:
             problems.append(f"WXLOGIN_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
@@ -179,10 +199,23 @@ class Settings:
             trusted_proxies=tuple(proxies),
             apps=tuple(apps),
             log_level=log_level,
+            sandbox_force=sandbox_force,
         )
         if problems:
             raise SettingsError(problems)
         return settings
+
+
+def private_host(host: str) -> bool:
+    """Loopback, private or link-local addresses, and names that only resolve locally."""
+    host = host.lower().strip("[]")
+    if host == "localhost" or host.endswith((".localhost", ".local", ".lan", ".internal")):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private or address.is_link_local
 
 
 def load_cookie_secret(settings: Settings) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -120,6 +121,28 @@ def make_server(
 @pytest.fixture
 async def server(make_server: MakeServer) -> TestServer:
     return await make_server()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def sandbox_server(
+    aiohttp_server: Any, settings: Settings, clock: FakeClock
+) -> TestServer:
+    """Sandbox mode: no credentials; the app's own stand-in answers WeChat's API over loopback,
+    so the server must listen on the port its settings name."""
+    port = free_port()
+    sandboxed = replace(settings, appid=None, secret=None, port=port,
+                        public_url=f"http://127.0.0.1:{port}")
+    server: TestServer = await aiohttp_server(
+        create_app(sandboxed, clock=clock, recheck_every=0.5), port=port
+    )
+    return server
 
 
 @pytest.fixture

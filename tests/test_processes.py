@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -16,16 +15,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.conftest import free_port
 from tests.fakewechat import APPID, SECRET, FakeWeChat
 
 ROOT = Path(__file__).parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def spawn(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -152,14 +145,31 @@ async def test_embedded_postgres_stops_with_the_server(
         assert not postgres_running(data), f"PostgreSQL outlived the server after {stop.name}"
 
 
-def test_serve_without_credentials_says_what_to_set(tmp_path: Path) -> None:
+async def test_serve_without_credentials_runs_the_sandbox_and_says_so(
+    tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    port = free_port()
+    log = tmp_path / "sandbox.log"
+    env = {"WXLOGIN_APPID": "", "WXLOGIN_SECRET": "", "WXLOGIN_PORT": str(port),
+           "WXLOGIN_DATA_DIR": str(tmp_path / "data"), "WXLOGIN_DATABASE_URL": "",
+           "DATABASE_URL": "", "WXLOGIN_PUBLIC_URL": ""}
+    processes.append(spawn(env, log))
+    await until_healthy(port, processes[-1], log)
+    first_lines = log.read_text().splitlines()[:4]
+    assert "SANDBOX MODE" in "\n".join(first_lines)
+    assert f"http://127.0.0.1:{port}/" in "\n".join(first_lines)
+    assert (tmp_path / "data" / "sandbox.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_sandbox_refuses_a_public_address(tmp_path: Path) -> None:
+    base = {**os.environ, "WXLOGIN_APPID": "", "WXLOGIN_SECRET": "",
+            "WXLOGIN_DATA_DIR": str(tmp_path), "WXLOGIN_PUBLIC_URL": "https://login.example.com"}
     result = subprocess.run(  # noqa: S603
         [sys.executable, "-m", "server", "serve"], cwd=ROOT, capture_output=True, text=True,
-        env={**os.environ, "WXLOGIN_APPID": "", "WXLOGIN_SECRET": "",
-             "WXLOGIN_DATA_DIR": str(tmp_path)}, timeout=60,
+        env=base, timeout=60,
     )
     assert result.returncode == 2
-    assert "WXLOGIN_APPID" in result.stderr and "WXLOGIN_SECRET" in result.stderr
+    assert "WXLOGIN_SANDBOX_FORCE" in result.stderr and "WXLOGIN_APPID" in result.stderr
 
 
 def test_a_bad_configuration_lists_every_problem(tmp_path: Path) -> None:

@@ -55,8 +55,11 @@ def test_secrets_stay_out_of_repr() -> None:
     assert [a.appid for a in s.all_apps] == ["wx1", "wx2"]
 
 
+CREDENTIALS = {"WXLOGIN_APPID": "wx1", "WXLOGIN_SECRET": "s"}
+
+
 def test_https_public_url_makes_cookies_secure() -> None:
-    s = Settings.from_env({"WXLOGIN_PUBLIC_URL": "https://Login.Example.com/"})
+    s = Settings.from_env({**CREDENTIALS, "WXLOGIN_PUBLIC_URL": "https://Login.Example.com/"})
     assert s.secure_cookies and s.public_origin == "https://login.example.com"
 
 
@@ -64,7 +67,20 @@ def test_the_public_origin_is_what_browsers_send() -> None:
     for url, origin in (("https://Login.Example.com:443/", "https://login.example.com"),
                         ("http://127.0.0.1:80", "http://127.0.0.1"),
                         ("http://[::1]:8080/x", "http://[::1]:8080")):
-        assert Settings.from_env({"WXLOGIN_PUBLIC_URL": url}).public_origin == origin
+        env = {**CREDENTIALS, "WXLOGIN_PUBLIC_URL": url}
+        assert Settings.from_env(env).public_origin == origin
+
+
+def test_the_sandbox_stays_off_the_public_internet() -> None:
+    for url in ("http://127.0.0.1:8080", "http://localhost:8080", "http://192.168.1.20:8080",
+                "http://10.0.0.5", "http://[::1]:8080", "http://laptop.local:8080"):
+        assert Settings.from_env({"WXLOGIN_PUBLIC_URL": url}).sandbox
+    for url in ("https://login.example.com", "http://8.8.8.8:8080"):
+        with pytest.raises(SettingsError, match="WXLOGIN_SANDBOX_FORCE"):
+            Settings.from_env({"WXLOGIN_PUBLIC_URL": url})
+        forced = Settings.from_env({"WXLOGIN_PUBLIC_URL": url, "WXLOGIN_SANDBOX_FORCE": "1"})
+        assert forced.sandbox and forced.sandbox_force
+        assert Settings.from_env({**CREDENTIALS, "WXLOGIN_PUBLIC_URL": url}).sandbox is False
 
 
 def test_the_log_level_is_checked() -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import browser, miniprogram, ops
+from . import browser, miniprogram, ops, pages
 
 
-def routes() -> list[web.RouteDef]:
+def routes(*, sandbox: bool) -> list[web.AbstractRouteDef]:
     return [
+        *pages.routes(sandbox),
         web.post("/api/scenes", browser.create_scene),
         web.get("/api/scenes/{scene}/code", browser.scene_code),
         web.get("/api/scenes/{scene}", browser.poll),

@@ -1,0 +1,111 @@
+// The hosted login page: make a scene, show its code, long-poll until confirmed, then go to
+// `next`. Every state is shown and announced (#wxlogin-status is an aria-live region).
+(function () {
+  "use strict";
+  var box = document.getElementById("wxlogin");
+  if (!box) return;
+  var data = JSON.parse(document.getElementById("wxlogin-data").textContent);
+  var t = data.strings;
+  var img = document.getElementById("wxlogin-code");
+  var statusLine = document.getElementById("wxlogin-status");
+  var countdown = document.getElementById("wxlogin-countdown");
+  var refresh = document.getElementById("wxlogin-refresh");
+  var phoneLink = document.getElementById("phone-link");
+  var next = box.getAttribute("data-next") || "/";
+  var generation = 0, scene = null, status = null, expiresAt = 0, retryAction = null;
+
+  function sleep(ms) { return new Promise(function (done) { setTimeout(done, ms); }); }
+
+  function show(state, detail) {
+    box.setAttribute("data-state", state);
+    var text = t["state_" + state] || t.state_pending;
+    statusLine.textContent = detail ? text + " (" + detail + ")" : text;
+    var finished = state === "expired" || state === "denied" || state === "error";
+    refresh.hidden = !(finished || state === "unavailable");
+    refresh.textContent = state === "unavailable" ? t.retry : t.refresh;
+    if (finished || state === "confirmed") countdown.textContent = "";
+  }
+
+  async function errorText(response) {
+    try { return (await response.json()).message; } catch (e) { return "HTTP " + response.status; }
+  }
+
+  async function start() {
+    var mine = ++generation;
+    scene = null; status = null; img.hidden = true;
+    if (phoneLink) phoneLink.hidden = true;
+    show("loading");
+    var response;
+    for (var delay = 1000; ; delay = Math.min(delay * 2, 15000)) {
+      try { response = await fetch("/api/scenes", { method: "POST", credentials: "same-origin" }); break; }
+      catch (e) { show("offline"); await sleep(delay); if (mine !== generation) return; }
+    }
+    if (!response.ok) { retryAction = start; show("error", await errorText(response)); return; }
+    var body = await response.json();
+    scene = body.scene; status = body.status; expiresAt = Date.now() + body.expires_in * 1000;
+    if (await loadCode(mine, body.code_url)) poll(mine);
+  }
+
+  async function loadCode(mine, url) {
+    var response;
+    try { response = await fetch(url, { credentials: "same-origin" }); }
+    catch (e) { retryAction = function () { return retryCode(url); }; show("unavailable"); return false; }
+    if (mine !== generation) return false;
+    if (!response.ok) {
+      retryAction = function () { return retryCode(url); };
+      show(response.status === 410 ? "expired" : "unavailable", await errorText(response));
+      return false;
+    }
+    var blob = await response.blob();
+    if (img.src) URL.revokeObjectURL(img.src);
+    img.src = URL.createObjectURL(blob);
+    img.hidden = false;
+    box.querySelector(".code-box").setAttribute("aria-busy", "false");
+    if (phoneLink) { phoneLink.href = "/sandbox/phone?scene=" + encodeURIComponent(scene); phoneLink.hidden = false; }
+    show(status);
+    return true;
+  }
+
+  async function retryCode(url) {
+    var mine = generation;
+    show("loading");
+    if (await loadCode(mine, url)) poll(mine);
+  }
+
+  async function poll(mine) {
+    var delay = 1000;
+    while (mine === generation) {
+      var response;
+      try {
+        response = await fetch("/api/scenes/" + scene + "?wait=25&since=" + status, { credentials: "same-origin" });
+      } catch (e) {
+        show("offline"); await sleep(delay); delay = Math.min(delay * 2, 15000); continue;
+      }
+      if (mine !== generation) return;
+      if (response.status >= 500 || response.status === 429) {
+        show("offline"); await sleep(delay); delay = Math.min(delay * 2, 15000); continue;
+      }
+      if (!response.ok) { retryAction = start; show(response.status === 404 ? "expired" : "error", await errorText(response)); return; }
+      delay = 1000;
+      var body = await response.json();
+      status = body.status;
+      if (status === "confirmed") { show("confirmed"); window.location.assign(next); return; }
+      if (status === "expired" || status === "denied") { retryAction = start; show(status); return; }
+      expiresAt = Date.now() + body.expires_in * 1000;
+      show(status === "scanned" ? "scanned" : "pending");  // unknown statuses: still waiting
+    }
+  }
+
+  function tick() {
+    var state = box.getAttribute("data-state");
+    if (scene && (state === "pending" || state === "scanned")) {
+      var left = Math.max(0, Math.round((expiresAt - Date.now()) / 1000));
+      var text = Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0");
+      countdown.textContent = t.expires_in.replace("{time}", text);
+    }
+  }
+
+  refresh.addEventListener("click", function () { (retryAction || start)(); });
+  setInterval(tick, 1000);
+  start();
+})();

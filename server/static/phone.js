@@ -1,0 +1,73 @@
+// Sandbox only: plays the companion mini program's login page for one scene, with the real
+// mini program's steps: wx.login -> /scan -> show who asks -> Confirm (a fresh wx.login,
+// encrypted profile, /pushCode) or Decline (a fresh wx.login, /deny). "wx.login" and
+// "wx.getUserInfo" are answered by the sandbox's WeChat stand-in.
+(function () {
+  "use strict";
+  var data = JSON.parse(document.getElementById("wxlogin-data").textContent);
+  var t = data.strings, scene = data.scene;
+  var who = document.getElementById("phone-who");
+  var pick = document.getElementById("phone-user");
+  var typed = document.getElementById("phone-nickname");
+  var unionid = document.getElementById("phone-unionid");
+  var context = document.getElementById("phone-context");
+  var statusLine = document.getElementById("phone-status");
+  var user = null;
+
+  async function post(url, body) {
+    var response = await fetch(url, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body)
+    });
+    var answer = await response.json();
+    if (!response.ok) throw new Error(answer.message || answer.error || ("HTTP " + response.status));
+    return answer;
+  }
+  function wxLogin() { return post("/sandbox/wechat/_phone/login", user).then(function (a) { return a.code; }); }
+  function fail(error) { statusLine.textContent = t.phone_failed + " " + error.message; }
+
+  fetch("/sandbox/wechat/_phone/users").then(function (r) { return r.json(); }).then(function (answer) {
+    answer.users.forEach(function (u, i) {
+      var option = document.createElement("option");
+      option.value = String(i);
+      option.textContent = u.nickname + (u.unionid ? " (unionId)" : "");
+      pick.appendChild(option);
+    });
+    pick.users = answer.users;
+  });
+
+  who.addEventListener("submit", async function (event) {
+    event.preventDefault();
+    var nickname = typed.value.trim();
+    user = nickname ? { nickname: nickname, unionid: unionid.checked } : pick.users[Number(pick.value)];
+    try {
+      var answer = await post("/api/scenes/" + encodeURIComponent(scene) + "/scan", { code: await wxLogin() });
+      var c = answer.context;
+      document.getElementById("ctx-site").textContent = c.site;
+      document.getElementById("ctx-browser").textContent = c.browser;
+      document.getElementById("ctx-os").textContent = c.os;
+      document.getElementById("ctx-when").textContent = t.phone_seconds_ago.replace("{n}", c.created_seconds_ago);
+      who.hidden = true;
+      context.hidden = false;
+      statusLine.textContent = "";
+      document.getElementById("phone-confirm").focus();
+    } catch (error) { fail(error); }
+  });
+
+  document.getElementById("phone-confirm").addEventListener("click", async function () {
+    try {
+      var code = await wxLogin();  // a fresh code for this step, then the profile after it
+      var info = await post("/sandbox/wechat/_phone/userinfo", { code: code });
+      await post("/api/pushCode", { code: code, scene: scene, iv: info.iv, encryptedData: info.encryptedData });
+      context.hidden = true;
+      statusLine.textContent = t.phone_done;
+    } catch (error) { fail(error); }
+  });
+
+  document.getElementById("phone-decline").addEventListener("click", async function () {
+    try {
+      await post("/api/scenes/" + encodeURIComponent(scene) + "/deny", { code: await wxLogin() });
+      context.hidden = true;
+      statusLine.textContent = t.phone_declined;
+    } catch (error) { fail(error); }
+  });
+})();
