@@ -32,10 +32,26 @@ from . import inputs
 def check_origin(request: web.Request) -> None:
     """Cookie-bound requests with effects are refused when another site sent them."""
     origin = request.headers.get("Origin")
-    if origin is not None and origin.lower() != request.app[SETTINGS].public_origin:
+    if origin is not None and not same_origin(origin, request.app[SETTINGS].public_origin):
         raise ForbiddenOrigin()
     if request.headers.get("Sec-Fetch-Site") == "cross-site":
         raise ForbiddenOrigin()
+
+
+LOOPBACK = ("localhost", "127.0.0.1", "[::1]")
+
+
+def same_origin(origin: str, public: str) -> bool:
+    """`Origin` against WXLOGIN_PUBLIC_URL's origin; on this machine, localhost, 127.0.0.1 and
+    [::1] are one host, so a developer may open whichever they like."""
+    origin = origin.lower()
+    if origin == public:
+        return True
+    for name in LOOPBACK:
+        for alias in LOOPBACK:
+            if public.startswith(f"http://{name}") and origin.startswith(f"http://{alias}"):
+                return origin[len(f"http://{alias}"):] == public[len(f"http://{name}"):]
+    return False
 
 
 def browser_key(session: Session) -> str | None:

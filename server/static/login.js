@@ -24,6 +24,7 @@
     refresh.hidden = !(finished || state === "unavailable");
     refresh.textContent = state === "unavailable" ? t.retry : t.refresh;
     if (finished || state === "confirmed") countdown.textContent = "";
+    if (phoneLink && (finished || state === "confirmed")) phoneLink.hidden = true;
   }
 
   async function errorText(response) {

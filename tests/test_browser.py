@@ -1,0 +1,211 @@
+"""The hosted login page in a real headless Chromium (Debian's), driven by Playwright.
+
+Screenshots of every state land in test-artifacts/browser/ for people to look at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+import zxingcpp
+from aiohttp.test_utils import TestServer
+from PIL import Image
+from playwright.async_api import Browser, Page, Route, async_playwright, expect
+
+from server.clock import FakeClock
+from tests.conftest import MakeServer
+from tests.fakewechat import FakeWeChat, Fault
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "browser"
+# The flags stop Chromium's own outbound connections, which this closed network refuses; the
+# resolver rule stops the name lookups (update.googleapis.com, …) the others leave.
+FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+]
+TIMEOUT = 15_000  # ms
+
+
+def chromium_path() -> str:
+    found = os.environ.get("WXLOGIN_CHROMIUM") or shutil.which("chromium")
+    assert found, "Chromium is missing: ./scripts/test installs Debian's `chromium` package"
+    return found
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium_path(), args=FLAGS)
+        yield browser
+        await browser.close()
+
+
+async def snap(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+async def read_code(page: Page) -> str:
+    """What a phone's camera would read: decode the QR from the rendered <img>."""
+    image = page.locator("#wxlogin-code")
+    await expect(image).to_be_visible(timeout=TIMEOUT)
+    await page.wait_for_function(
+        "document.getElementById('wxlogin-code').naturalWidth > 0", timeout=TIMEOUT
+    )
+    shot = ARTIFACTS / "last-code.png"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await image.screenshot(path=str(shot))
+    found = zxingcpp.read_barcodes(Image.open(shot))
+    assert len(found) == 1, "no QR code in the rendered image"
+    text: str = found[0].text
+    return text
+
+
+async def status(page: Page) -> str:
+    return await page.locator("#wxlogin").get_attribute("data-state") or ""
+
+
+async def test_the_whole_sandbox_login_in_a_browser(
+    sandbox_server: TestServer, chromium: Browser
+) -> None:
+    base = str(sandbox_server.make_url("")).rstrip("/")
+    desk = await (await chromium.new_context(locale="en-US")).new_page()
+    await desk.goto(f"{base}/login?next=/account")
+    phone_url = await read_code(desk)
+    assert phone_url.startswith(f"{base}/sandbox/phone?scene=")
+    alt = await desk.locator("#wxlogin-code").get_attribute("alt")
+    assert alt and "WeChat" in alt
+    await expect(desk.locator("#wxlogin-status")).to_have_text("Scan the code with WeChat")
+    assert await desk.locator("#wxlogin-status").get_attribute("aria-live") == "polite"
+    await snap(desk, "1-waiting-for-scan")
+
+    phone_context = await chromium.new_context(  # its own cookie jar, a phone-sized screen
+        viewport={"width": 390, "height": 844}, is_mobile=True, locale="en-US")
+    phone = await phone_context.new_page()
+    await phone.goto(phone_url)
+    await phone.locator("#phone-nickname").fill("Grace")
+    await snap(phone, "2-phone-pick-user")
+    await phone.locator("#phone-continue").click()
+    await expect(phone.locator("#phone-context")).to_be_visible(timeout=TIMEOUT)
+    await expect(phone.locator("#ctx-browser")).to_have_text("Chrome")
+    await expect(phone.locator("#ctx-os")).to_have_text("Linux")
+    await snap(phone, "3-phone-confirm")
+
+    await expect(desk.locator("#wxlogin")).to_have_attribute("data-state", "scanned",
+                                                              timeout=TIMEOUT)
+    await expect(desk.locator("#wxlogin-status")).to_contain_text("Confirm")
+    await snap(desk, "4-scanned")
+
+    await phone.locator("#phone-confirm").click()
+    await expect(phone.locator("#phone-status")).to_contain_text("Logged in", timeout=TIMEOUT)
+    await snap(phone, "5-phone-done")
+    await desk.wait_for_url(f"{base}/account", timeout=TIMEOUT)
+    await expect(desk.locator("#profile-nickname")).to_have_text("Grace")
+    await snap(desk, "6-logged-in")
+
+    await desk.locator("#logout").click()
+    await desk.wait_for_url(f"{base}/", timeout=TIMEOUT)
+    await expect(desk.locator("#wxlogin-code")).to_be_visible(timeout=TIMEOUT)  # logged out
+
+
+async def test_the_phone_can_decline(sandbox_server: TestServer, chromium: Browser) -> None:
+    base = str(sandbox_server.make_url("")).rstrip("/")
+    desk = await (await chromium.new_context(locale="zh-CN")).new_page()
+    await desk.goto(f"{base}/login")
+    phone = await (await chromium.new_context(locale="zh-CN")).new_page()
+    await phone.goto(await read_code(desk))
+    await phone.locator("#phone-continue").click()  # the first test user
+    await phone.locator("#phone-decline").click()
+    await expect(phone.locator("#phone-status")).to_have_text("已拒绝本次登录。", timeout=TIMEOUT)
+    await expect(desk.locator("#wxlogin")).to_have_attribute("data-state", "denied",
+                                                              timeout=TIMEOUT)
+    await expect(desk.locator("#wxlogin-status")).to_have_text("已在手机上取消登录")
+    await snap(desk, "7-declined-zh")
+    await desk.locator("#wxlogin-refresh").click()
+    await expect(desk.locator("#wxlogin")).to_have_attribute("data-state", "pending",
+                                                              timeout=TIMEOUT)
+
+
+async def test_expiry_shows_and_refresh_makes_a_new_code(
+    sandbox_server: TestServer, chromium: Browser, clock: FakeClock
+) -> None:
+    base = str(sandbox_server.make_url("")).rstrip("/")
+    desk = await (await chromium.new_context(locale="en-US")).new_page()
+    await desk.goto(f"{base}/login")
+    first = await read_code(desk)
+    await expect(desk.locator("#wxlogin-countdown")).to_have_text(re.compile(r"Expires in 4:5\d"))
+    clock.advance(301)  # the server's clock: its re-check wakes the waiting poll
+    await expect(desk.locator("#wxlogin")).to_have_attribute("data-state", "expired",
+                                                              timeout=TIMEOUT)
+    await expect(desk.locator("#wxlogin-refresh")).to_be_visible()
+    await snap(desk, "8-expired")
+    await desk.locator("#wxlogin-refresh").focus()
+    await desk.keyboard.press("Enter")  # keyboard users can refresh too
+    await expect(desk.locator("#wxlogin")).to_have_attribute("data-state", "pending",
+                                                              timeout=TIMEOUT)
+    second = await read_code(desk)
+    assert second != first and desk.url == f"{base}/login"  # a new scene, not a reload
+
+
+async def test_wechat_failing_to_draw_shows_a_retry(
+    make_server: MakeServer, fw: FakeWeChat, chromium: Browser
+) -> None:
+    server = await make_server(listen=True)
+    base = str(server.make_url("")).rstrip("/")
+    fw.fail("getwxacodeunlimit", Fault(errcode=-1))
+    desk = await (await chromium.new_context(locale="en-US")).new_page()
+    await desk.goto(f"{base}/login")
+    await expect(desk.locator("#wxlogin")).to_have_attribute("data-state", "unavailable",
+                                                              timeout=TIMEOUT)
+    await expect(desk.locator("#wxlogin-status")).to_contain_text("WeChat cannot draw")
+    await expect(desk.locator("#wxlogin-code")).to_be_hidden()
+    await snap(desk, "9-wechat-unavailable")
+    await desk.locator("#wxlogin-refresh").click()
+    await expect(desk.locator("#wxlogin")).to_have_attribute("data-state", "pending",
+                                                              timeout=TIMEOUT)
+    await expect(desk.locator("#wxlogin-code")).to_be_visible()
+    assert fw.calls["getwxacodeunlimit"] == 2
+
+
+async def test_a_cut_long_poll_resumes_and_still_picks_up_the_login(
+    sandbox_server: TestServer, chromium: Browser
+) -> None:
+    base = str(sandbox_server.make_url("")).rstrip("/")
+    context = await chromium.new_context(locale="en-US")
+    desk = await context.new_page()
+    cut = asyncio.Event()
+
+    async def cut_first_poll(route: Route) -> None:
+        if not cut.is_set():
+            cut.set()
+            await asyncio.sleep(0.5)  # mid-wait
+            await route.abort("connectionreset")
+        else:
+            await route.continue_()
+
+    await desk.route("**/api/scenes/*?wait=*", cut_first_poll)
+    await desk.goto(f"{base}/login?next=/account")
+    phone_url = await read_code(desk)
+    await asyncio.wait_for(cut.wait(), 10)
+    await expect(desk.locator("#wxlogin")).to_have_attribute("data-state", "offline",
+                                                              timeout=TIMEOUT)
+    await snap(desk, "10-connection-lost")
+
+    # The phone confirms while the page is between polls; the next poll still gets it.
+    scene = phone_url.rsplit("=", 1)[1]
+    async with aiohttp.ClientSession(base_url=base) as phone:
+        async with phone.post("/sandbox/wechat/_phone/login", json={"nickname": "Ivy"}) as r:
+            code = (await r.json())["code"]
+        async with phone.post("/api/pushCode",
+                              json={"scene": scene, "code": code, "nickName": "Ivy"}) as r:
+            assert r.status == 200
+    await desk.wait_for_url(f"{base}/account", timeout=TIMEOUT)
+    await expect(desk.locator("#profile-nickname")).to_have_text("Ivy")
