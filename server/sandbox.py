@@ -25,6 +25,7 @@ from typing import Any
 
 import segno
 from aiohttp import web
+from PIL import Image, ImageDraw, ImageFont
 
 from . import crypto
 from .clock import Clock
@@ -140,11 +141,8 @@ class SandboxWeChat:
         scene = body.get("scene") if isinstance(body, dict) else None
         if not isinstance(scene, str) or not 0 < len(scene) <= 32:
             return self._error(40169, "invalid length for scene")
-        qr = segno.make(self.phone_url(scene), error="m")
-        out = io.BytesIO()
-        qr.save(out, kind="png", scale=8, border=4, dark="#111111")
         # WeChat labels every code image/jpeg, whatever it is; the client sniffs the bytes.
-        return web.Response(body=out.getvalue(), content_type="image/jpeg")
+        return web.Response(body=sandbox_code(self.phone_url(scene)), content_type="image/jpeg")
 
     async def jscode2session(self, request: web.Request) -> web.Response:
         query = request.query
@@ -224,6 +222,25 @@ class SandboxWeChat:
             web.post(f"{PREFIX}/_phone/userinfo", self.user_info),
             web.get(f"{PREFIX}/_phone/users", self.users),
         ]
+
+
+def sandbox_code(url: str) -> bytes:
+    """A standard QR code of `url` (segno), with "SANDBOX" written under its quiet zone (Pillow)
+    so that nobody takes it for a real mini-program code."""
+    drawn = io.BytesIO()
+    segno.make(url, error="m").save(drawn, kind="png", scale=8, border=4, dark="#111111")
+    qr = Image.open(drawn).convert("L")
+    label_height = 28
+    canvas = Image.new("L", (qr.width, qr.height + label_height), 255)
+    canvas.paste(qr, (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=18)
+    text = "SANDBOX"
+    width = draw.textlength(text, font=font)
+    draw.text(((qr.width - width) / 2, qr.height - 6), text, fill=90, font=font)
+    out = io.BytesIO()
+    canvas.save(out, "PNG", optimize=True)
+    return out.getvalue()
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:

@@ -97,7 +97,7 @@ def login_box(words: dict[str, str], next_path: str, *, phone_link: bool) -> str
 <h1>{escape(words['heading'])}</h1>
 <p class="instruction">{escape(words['instruction'])}</p>
 <div class="code-box" aria-busy="true">
-<img id="wxlogin-code" alt="{escape(words['alt'])}" width="280" height="280" hidden>
+<img id="wxlogin-code" alt="{escape(words['alt'])}" width="280" hidden>
 </div>
 <p id="wxlogin-status" class="status" role="status" aria-live="polite">
 {escape(words['state_loading'])}</p>
