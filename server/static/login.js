@@ -25,6 +25,7 @@
     refresh.textContent = state === "unavailable" ? t.retry : t.refresh;
     if (finished || state === "confirmed") countdown.textContent = "";
     if (phoneLink && (finished || state === "confirmed")) phoneLink.hidden = true;
+    tick();
   }
 
   async function errorText(response) {
