@@ -16,23 +16,37 @@ STRINGS: dict[str, dict[str, str]] = json.loads(
 assert STRINGS["zh"].keys() == STRINGS["en"].keys()
 
 
+COOKIE = "wxlogin_lang"
+
+
 def language(request: web.Request) -> str:
-    """`?lang=` wins; else the first of Accept-Language's choices that we speak; else English."""
-    asked = request.query.get("lang", "")
-    if asked in LANGUAGES:
-        return asked
-    choices = []
+    """`?lang=` wins, then the choice remembered from it, then the most wanted language of
+    Accept-Language that we speak (q=0 means "not this one"), else English."""
+    for asked in (request.query.get("lang", ""), request.cookies.get(COOKIE, "")):
+        if asked in LANGUAGES:
+            return asked
+    best, best_weight = "en", 0.0
     for part in request.headers.get("Accept-Language", "").split(","):
-        tag, _, params = part.strip().partition(";")
+        tag, *params = (piece.strip() for piece in part.split(";"))
         weight = 1.0
-        if params.strip().startswith("q="):
-            try:
-                weight = float(params.strip()[2:])
-            except ValueError:
-                weight = 0.0
-        choices.append((weight, tag.strip().lower()))
-    for _weight, tag in sorted(choices, key=lambda c: -c[0]):
-        primary = tag.split("-")[0]
-        if primary in LANGUAGES:
-            return primary
-    return "en"
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        if not 0.0 < weight <= 1.0:
+            continue
+        primary = tag.lower().split("-")[0]
+        if primary in LANGUAGES and weight > best_weight:
+            best, best_weight = primary, weight
+    return best
+
+
+def remember(request: web.Request, response: web.StreamResponse) -> None:
+    """A language picked with `?lang=` sticks across pages and redirects."""
+    asked = request.query.get("lang", "")
+    if asked in LANGUAGES and request.cookies.get(COOKIE) != asked:
+        response.set_cookie(COOKIE, asked, max_age=365 * 24 * 3600, path="/", samesite="Lax",
+                            httponly=True)

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import io
 import json
 import logging
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,8 @@ from PIL import Image, ImageDraw, ImageFont
 from . import crypto
 from .clock import Clock
 from .errors import BadInput
+from .settings import SettingsError
+from .text import storable
 
 log = logging.getLogger("wxlogin.sandbox")
 
@@ -51,21 +55,34 @@ class SandboxState:
         """The sandbox's credentials and test users, made once and kept in the data dir (0600)."""
         path = data_dir / "sandbox.json"
         try:
-            raw = json.loads(path.read_text())
-            return cls(raw["appid"], raw["secret"], raw["users"], path)
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            return cls(str(raw["appid"]), str(raw["secret"]), list(raw["users"]), path)
         except FileNotFoundError:
             pass
+        except (ValueError, KeyError, TypeError):
+            raise SettingsError([
+                f"{path} is damaged; delete it and the sandbox makes a new one "
+                "(its test users start afresh)"
+            ]) from None
         data_dir.mkdir(parents=True, exist_ok=True)
         state = cls("wx" + secrets.token_hex(8), secrets.token_urlsafe(24), list(SEED_USERS), path)
         state.save()
         return state
 
     def save(self) -> None:
+        """Written aside and renamed into place, so the file is never seen half-written."""
         body = json.dumps({"appid": self.appid, "secret": self.secret, "users": self.users},
-                          ensure_ascii=False, indent=2)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(body)
+                          ensure_ascii=False, indent=2).encode("utf-8")
+        fd, draft = tempfile.mkstemp(dir=self.path.parent, prefix=".sandbox.")  # 0600
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(body)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(draft, self.path)
+        except BaseException:
+            os.unlink(draft)
+            raise
 
     def remember(self, nickname: str, unionid: bool) -> None:
         entry = {"nickname": nickname, "unionid": unionid}
@@ -94,7 +111,11 @@ class SandboxWeChat:
         self.state = state
         self._public_url = public_url.rstrip("/")
         self._clock = clock
-        self._token = "sandbox-" + secrets.token_urlsafe(32)
+        # The same token after a restart (the client keeps it in PostgreSQL), and for every
+        # process sharing this data dir.
+        self._token = "sandbox-" + hmac.new(
+            state.secret.encode(), b"access token", hashlib.sha256
+        ).hexdigest()
         self._codes: dict[str, IssuedCode] = {}
         self._used: set[str] = set()
 
@@ -105,6 +126,11 @@ class SandboxWeChat:
     def _error(errcode: int, errmsg: str) -> web.Response:
         return web.json_response(
             {"errcode": errcode, "errmsg": f"{errmsg} rid: sandbox-{secrets.token_hex(4)}"}
+        )
+
+    def _secret_is(self, given: str) -> bool:
+        return secrets.compare_digest(
+            given.encode("utf-8", "surrogatepass"), self.state.secret.encode()
         )
 
     def _now(self) -> float:
@@ -127,7 +153,7 @@ class SandboxWeChat:
     def _token_answer(self, appid: object, secret: object) -> web.Response:
         if appid != self.state.appid:
             return self._error(40013, "invalid appid")
-        if not isinstance(secret, str) or not secrets.compare_digest(secret, self.state.secret):
+        if not isinstance(secret, str) or not self._secret_is(secret):
             return self._error(40125, "invalid appsecret")
         return web.json_response({"access_token": self._token, "expires_in": 7200})
 
@@ -146,9 +172,7 @@ class SandboxWeChat:
 
     async def jscode2session(self, request: web.Request) -> web.Response:
         query = request.query
-        if query.get("appid") != self.state.appid or not secrets.compare_digest(
-            query.get("secret", ""), self.state.secret
-        ):
+        if query.get("appid") != self.state.appid or not self._secret_is(query.get("secret", "")):
             return self._error(40125, "invalid appsecret")
         code = query.get("js_code", "")
         issued = self._codes.get(code)
@@ -171,8 +195,9 @@ class SandboxWeChat:
         """`wx.login()` for a test user: a fresh single-use code."""
         body = await _json_object(request)
         nickname = body.get("nickname")
-        if not isinstance(nickname, str) or not 0 < len(nickname.strip()) <= 32:
-            raise BadInput("`nickname` must be 1 to 32 characters.")
+        if (not isinstance(nickname, str) or not 0 < len(nickname.strip()) <= 32
+                or not storable(nickname) or not nickname.isprintable()):
+            raise BadInput("`nickname` must be 1 to 32 printable characters.")
         nickname = nickname.strip()
         unionid = bool(body.get("unionid"))
         self.state.remember(nickname, unionid)

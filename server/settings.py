@@ -81,10 +81,7 @@ class Settings:
     @property
     def sandbox_api_base(self) -> str:
         """Where the server reaches its own sandbox stand-in: itself, over loopback."""
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.port}/sandbox/wechat"
+        return f"http://{url_host(reachable_host(self.host))}:{self.port}/sandbox/wechat"
 
     def with_database_url(self, url: str) -> Settings:
         return replace(self, database_url=url)
@@ -134,7 +131,7 @@ class Settings:
         port = integer("WXLOGIN_PORT", 8080, 0, 65535)
         host = text("WXLOGIN_HOST", "127.0.0.1") or "127.0.0.1"
         if not public_url:
-            public_url = f"http://{host if host not in ('0.0.0.0', '::') else '127.0.0.1'}:{port}"  # noqa: S104
+            public_url = f"http://{url_host(reachable_host(host))}:{port}"
         parts = urlsplit(public_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             problems.append("WXLOGIN_PUBLIC_URL must be an http:// or https:// address")
@@ -167,15 +164,19 @@ class Settings:
             problems.append("WXLOGIN_APPS needs a primary WXLOGIN_APPID/WXLOGIN_SECRET too")
 
         sandbox_force = (text("WXLOGIN_SANDBOX_FORCE") or "").lower() in ("1", "true", "yes")
-        if appid is None and secret is None and not sandbox_force and not private_host(
-            parts.hostname or ""
-        ):
-            problems.append(
-                "sandbox mode (no WXLOGIN_APPID/WXLOGIN_SECRET) runs a fake WeChat that logs "
-                f"anyone in; it refuses the public address {public_url}. Set the mini program's "
-                "credentials, use a loopback or private WXLOGIN_PUBLIC_URL, or set "
-                "WXLOGIN_SANDBOX_FORCE=1 if you really mean it"
-            )
+        if appid is None and secret is None and not sandbox_force:
+            # Both what browsers are told and where it listens: 0.0.0.0 and :: are every
+            # interface, public ones included.
+            for what, address in (("WXLOGIN_PUBLIC_URL", parts.hostname or ""),
+                                  ("WXLOGIN_HOST", host)):
+                if not private_host(address):
+                    problems.append(
+                        "sandbox mode (no WXLOGIN_APPID/WXLOGIN_SECRET) runs a fake WeChat that "
+                        f"logs anyone in; it refuses {what}={address}, which is not a loopback "
+                        "or private address. Set the mini program's credentials, use a "
+                        "loopback or private address (e.g. your LAN address), or set "
+                        "WXLOGIN_SANDBOX_FORCE=1 if you really mean it"
+                    )
 
         log_level = (text("WXLOGIN_LOG_LEVEL", "INFO") or "INFO").upper()
         if log_level not in LOG_LEVELS:
@@ -206,6 +207,15 @@ class Settings:
         return settings
 
 
+def reachable_host(host: str) -> str:
+    """The address to dial for a listening host: the wildcard ones mean loopback here."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)  # noqa: S104
+
+
+def url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 def private_host(host: str) -> bool:
     """Loopback, private or link-local addresses, and names that only resolve locally."""
     host = host.lower().strip("[]")
@@ -214,6 +224,8 @@ def private_host(host: str) -> bool:
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
+        return False
+    if address.is_unspecified:  # 0.0.0.0 and :: listen on every interface, public ones too
         return False
     return address.is_loopback or address.is_private or address.is_link_local
 

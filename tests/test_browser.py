@@ -178,28 +178,28 @@ async def test_wechat_failing_to_draw_shows_a_retry(
 async def test_a_cut_long_poll_resumes_and_still_picks_up_the_login(
     sandbox_server: TestServer, chromium: Browser
 ) -> None:
+    """The server answers the held poll with the login, but the answer (and its new cookie) is
+    lost on the way: the page backs off, polls again with its old cookie, and the login that
+    was made meanwhile still reaches it."""
     base = str(sandbox_server.make_url("")).rstrip("/")
-    context = await chromium.new_context(locale="en-US")
-    desk = await context.new_page()
-    cut = asyncio.Event()
+    desk = await (await chromium.new_context(locale="en-US")).new_page()
+    holding, released = asyncio.Event(), asyncio.Event()
 
-    async def cut_first_poll(route: Route) -> None:
-        if not cut.is_set():
-            cut.set()
-            await asyncio.sleep(0.5)  # mid-wait
-            await route.abort("connectionreset")
-        else:
+    async def lose_the_first_answer(route: Route) -> None:
+        if holding.is_set():
             await route.continue_()
+            return
+        holding.set()
+        answered = asyncio.ensure_future(route.fetch(timeout=30_000))  # the server holds it
+        await released.wait()
+        await answered
+        await route.abort("connectionreset")
 
-    await desk.route("**/api/scenes/*?wait=*", cut_first_poll)
+    await desk.route("**/api/scenes/*?wait=25*", lose_the_first_answer)
     await desk.goto(f"{base}/login?next=/account")
     phone_url = await read_code(desk)
-    await asyncio.wait_for(cut.wait(), 10)
-    await expect(desk.locator("#wxlogin")).to_have_attribute("data-state", "offline",
-                                                              timeout=TIMEOUT)
-    await snap(desk, "10-connection-lost")
+    await asyncio.wait_for(holding.wait(), 10)
 
-    # The phone confirms while the page is between polls; the next poll still gets it.
     scene = phone_url.rsplit("=", 1)[1]
     async with aiohttp.ClientSession(base_url=base) as phone:
         async with phone.post("/sandbox/wechat/_phone/login", json={"nickname": "Ivy"}) as r:
@@ -207,5 +207,52 @@ async def test_a_cut_long_poll_resumes_and_still_picks_up_the_login(
         async with phone.post("/api/pushCode",
                               json={"scene": scene, "code": code, "nickName": "Ivy"}) as r:
             assert r.status == 200
+    released.set()
+    await expect(desk.locator("#wxlogin")).to_have_attribute("data-state", "offline",
+                                                              timeout=TIMEOUT)
+    await snap(desk, "10-connection-lost")
     await desk.wait_for_url(f"{base}/account", timeout=TIMEOUT)
     await expect(desk.locator("#profile-nickname")).to_have_text("Ivy")
+
+
+async def test_a_lost_code_fetch_retries_by_itself(
+    sandbox_server: TestServer, chromium: Browser
+) -> None:
+    base = str(sandbox_server.make_url("")).rstrip("/")
+    desk = await (await chromium.new_context(locale="en-US")).new_page()
+    failed = asyncio.Event()
+
+    async def drop_first(route: Route) -> None:
+        if failed.is_set():
+            await route.continue_()
+        else:
+            failed.set()
+            await route.abort("internetdisconnected")
+
+    await desk.route("**/api/scenes/*/code", drop_first)
+    await desk.goto(f"{base}/login")
+    await expect(desk.locator("#wxlogin")).to_have_attribute("data-state", "pending",
+                                                              timeout=TIMEOUT)
+    assert failed.is_set()
+    await read_code(desk)
+
+
+async def test_a_failed_draw_retried_after_expiry_offers_a_new_code(
+    make_server: MakeServer, fw: FakeWeChat, chromium: Browser, clock: FakeClock
+) -> None:
+    server = await make_server(listen=True)
+    base = str(server.make_url("")).rstrip("/")
+    fw.fail("getwxacodeunlimit", Fault(errcode=-1))
+    desk = await (await chromium.new_context(locale="en-US")).new_page()
+    await desk.goto(f"{base}/login")
+    await expect(desk.locator("#wxlogin")).to_have_attribute("data-state", "unavailable",
+                                                              timeout=TIMEOUT)
+    clock.advance(301)
+    await desk.locator("#wxlogin-refresh").click()  # "Try again": the scene is gone by now
+    await expect(desk.locator("#wxlogin")).to_have_attribute("data-state", "expired",
+                                                              timeout=TIMEOUT)
+    await expect(desk.locator("#wxlogin-refresh")).to_have_text("Get a new code")
+    await desk.locator("#wxlogin-refresh").click()
+    await expect(desk.locator("#wxlogin")).to_have_attribute("data-state", "pending",
+                                                              timeout=TIMEOUT)
+    assert fw.calls["getwxacodeunlimit"] == 2

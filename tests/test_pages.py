@@ -51,6 +51,9 @@ async def test_same_origin_paths_are_kept_and_escaped(browser: MakeBrowser) -> N
     html = await login_page(client, "next=/%22%3E%3Cscript%3Ealert(1)%3C/script%3E")
     assert "<script>alert" not in html
     assert next_of(html).startswith("/") and "<" not in next_of(html)
+    # `&` and `'` stay as they are in the path, so only HTML escaping keeps the attribute whole.
+    html = await login_page(client, "next=" + "/a%3Fb%3D1%26c%3D%27x%27")
+    assert 'data-next="/a?b=1&amp;c=&#x27;x&#x27;"' in html
 
 
 async def test_language_follows_accept_language_and_can_be_switched(
@@ -65,7 +68,27 @@ async def test_language_follows_accept_language_and_can_be_switched(
     switched = await (await client.get("/login?lang=en&next=/x", headers={
         "Accept-Language": "zh"})).text()
     assert "Log in with WeChat" in switched
-    assert 'href="/login?lang=zh&amp;next=%2Fx"' in switched or "lang=zh" in switched
+    assert 'href="/login?lang=zh&amp;next=%2Fx"' in switched
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("zh-CN,zh;q=0.9", "zh"), ("en-US,en;q=0.9,zh;q=0.8", "en"), ("zh;q=0, en;q=0.1", "en"),
+    ("fr, zh;Q=0.5", "zh"), ("zh;level=1;q=0.7, en;q=0.6", "zh"), ("zh;q=inf, en;q=0.2", "en"),
+    ("", "en"), ("de", "en"), ("zh-TW", "zh"),
+])
+async def test_accept_language_is_read_by_its_weights(
+    browser: MakeBrowser, header: str, expected: str
+) -> None:
+    client = await browser()
+    html = await (await client.get("/login", headers={"Accept-Language": header})).text()
+    assert ('<html lang="zh-CN">' if expected == "zh" else '<html lang="en">') in html
+
+
+async def test_a_chosen_language_sticks(browser: MakeBrowser) -> None:
+    client = await browser()
+    await client.get("/login?lang=zh", headers={"Accept-Language": "en"})
+    html = await (await client.get("/account", headers={"Accept-Language": "en"})).text()
+    assert '<html lang="zh-CN">' in html
 
 
 async def test_pages_carry_the_security_headers(browser: MakeBrowser) -> None:

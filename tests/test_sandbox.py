@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from typing import Any
 
 import zxingcpp
 from aiohttp.test_utils import TestServer
 from PIL import Image
 
-from tests.conftest import Browser, MakeBrowser
+from server.app import create_app
+from server.clock import FakeClock
+from server.settings import Settings
+from tests.conftest import Browser, MakeBrowser, free_port
 from tests.fakewechat import FakeWeChat
 from tests.helpers import me, new_scene, poll, step
 
@@ -103,3 +107,55 @@ async def test_the_sandbox_keeps_its_secrets_in_the_data_dir(
     phone = await browser(sandbox_server)
     response = await phone.get("/sandbox/wechat/_phone/users")
     assert stored["secret"] not in await response.text()
+
+
+async def test_a_hostile_nickname_is_refused_and_the_state_file_survives(
+    sandbox_server: TestServer, browser: MakeBrowser, settings: Any
+) -> None:
+    phone = await browser(sandbox_server)
+    before = (settings.data_dir / "sandbox.json").read_bytes()
+    for nickname in ("\\ud800x", "a\\u0000b", "tab\\there", "x" * 33, ""):
+        raw = '{"nickname": "' + nickname + '"}'
+        response = await phone.post("/sandbox/wechat/_phone/login", data=raw,
+                                     headers={"Content-Type": "application/json"})
+        assert response.status == 400, nickname
+    assert (settings.data_dir / "sandbox.json").read_bytes() == before
+    response = await phone.post("/sandbox/wechat/cgi-bin/stable_token", json={
+        "grant_type": "client_credential", "appid": json.loads(before)["appid"],
+        "secret": "秘密", "force_refresh": False})
+    assert response.status == 200 and (await response.json())["errcode"] == 40125
+
+
+async def test_a_damaged_state_file_is_reported_clearly(settings: Any) -> None:
+    from server.sandbox import SandboxState
+    from server.settings import SettingsError
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / "sandbox.json").write_text("")
+    try:
+        SandboxState.load(settings.data_dir)
+    except SettingsError as error:
+        assert "delete it" in str(error)
+    else:
+        raise AssertionError("a damaged sandbox.json was accepted")
+
+
+async def test_the_sandbox_token_survives_a_restart(
+    sandbox_server: TestServer, browser: MakeBrowser, settings: Settings,
+    aiohttp_server: Any, clock: FakeClock,
+) -> None:
+    state = json.loads((settings.data_dir / "sandbox.json").read_text())
+    body = {"grant_type": "client_credential", "appid": state["appid"],
+            "secret": state["secret"], "force_refresh": False}
+
+    async def token(server: TestServer) -> str:
+        phone = await browser(server)
+        answer = await (await phone.post("/sandbox/wechat/cgi-bin/stable_token", json=body)).json()
+        value: str = answer["access_token"]
+        return value
+
+    port = free_port()
+    restarted = replace(settings, appid=None, secret=None, port=port,
+                        public_url=f"http://127.0.0.1:{port}")
+    again = await aiohttp_server(create_app(restarted, clock=clock), port=port)
+    assert await token(sandbox_server) == await token(again)

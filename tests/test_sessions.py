@@ -289,3 +289,20 @@ async def test_logout_clears_a_host_prefixed_cookie_with_its_attributes(
     morsel = cookie["__Host-wxlogin"]
     assert morsel.value == "" and morsel["max-age"] == "0"
     assert morsel["secure"] and morsel["path"] == "/" and not morsel["domain"]
+
+
+def test_loopback_names_are_one_origin_and_nothing_else_is() -> None:
+    from server.http.browser import same_origin
+
+    assert same_origin("http://localhost:8080", "http://127.0.0.1:8080")
+    assert same_origin("http://[::1]:8080", "http://localhost:8080")
+    for origin, public in (
+        ("http://localhost0:8080", "http://127.0.0.10:8080"),
+        ("http://127.0.0.1.evil.com:8080", "http://localhost.evil.com:8080"),
+        ("http://localhost:8081", "http://127.0.0.1:8080"),
+        ("https://localhost:8080", "http://127.0.0.1:8080"),
+        ("http://evil.example", "http://127.0.0.1:8080"),
+        ("null", "http://127.0.0.1:8080"),
+        ("http://[::1", "http://127.0.0.1:8080"),
+    ):
+        assert not same_origin(origin, public), (origin, public)

@@ -71,6 +71,19 @@ def test_the_public_origin_is_what_browsers_send() -> None:
         assert Settings.from_env(env).public_origin == origin
 
 
+def test_the_sandbox_listens_only_on_private_addresses() -> None:
+    for host in ("0.0.0.0", "::", "93.184.216.34"):
+        with pytest.raises(SettingsError, match="WXLOGIN_HOST"):
+            Settings.from_env({"WXLOGIN_HOST": host})
+        assert Settings.from_env({"WXLOGIN_HOST": host, **CREDENTIALS}).host == host
+    lan = Settings.from_env({"WXLOGIN_HOST": "192.168.1.20"})
+    assert lan.public_url == "http://192.168.1.20:8080"
+    assert lan.sandbox_api_base == "http://192.168.1.20:8080/sandbox/wechat"
+    six = Settings.from_env({"WXLOGIN_HOST": "::", "WXLOGIN_SANDBOX_FORCE": "1"})
+    assert six.public_url == "http://[::1]:8080"
+    assert six.sandbox_api_base == "http://[::1]:8080/sandbox/wechat"
+
+
 def test_the_sandbox_stays_off_the_public_internet() -> None:
     for url in ("http://127.0.0.1:8080", "http://localhost:8080", "http://192.168.1.20:8080",
                 "http://10.0.0.5", "http://[::1]:8080", "http://laptop.local:8080"):

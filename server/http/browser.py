@@ -11,6 +11,7 @@ import contextlib
 import secrets
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp_session import Session, get_session
@@ -26,6 +27,7 @@ from ..errors import (
     SceneClosed,
     SceneExpired,
 )
+from ..text import header_text
 from . import inputs
 
 
@@ -38,20 +40,25 @@ def check_origin(request: web.Request) -> None:
         raise ForbiddenOrigin()
 
 
-LOOPBACK = ("localhost", "127.0.0.1", "[::1]")
+LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 
 def same_origin(origin: str, public: str) -> bool:
     """`Origin` against WXLOGIN_PUBLIC_URL's origin; on this machine, localhost, 127.0.0.1 and
     [::1] are one host, so a developer may open whichever they like."""
-    origin = origin.lower()
-    if origin == public:
+    if origin.lower() == public:
         return True
-    for name in LOOPBACK:
-        for alias in LOOPBACK:
-            if public.startswith(f"http://{name}") and origin.startswith(f"http://{alias}"):
-                return origin[len(f"http://{alias}"):] == public[len(f"http://{name}"):]
-    return False
+    try:
+        theirs, ours = urlsplit(origin.lower()), urlsplit(public)
+        ports = (theirs.port, ours.port)
+    except ValueError:
+        return False
+    return (
+        theirs.scheme == ours.scheme == "http"
+        and ports[0] == ports[1]
+        and theirs.hostname in LOOPBACK
+        and ours.hostname in LOOPBACK
+    )
 
 
 def browser_key(session: Session) -> str | None:
@@ -72,7 +79,7 @@ async def create_scene(request: web.Request) -> web.Response:
             conn,
             owner=owner,
             appid=services.primary_appid,
-            browser_agent=inputs.header_text(request.headers.get("User-Agent", ""), 512),
+            browser_agent=header_text(request.headers.get("User-Agent", ""), 512),
             browser_ip=client_ip(request, settings.trusted_proxies),
             now=now,
             expires_at=now + timedelta(seconds=settings.scene_ttl),

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from ..errors import BadInput
 from ..scenes import STATUSES, valid_scene
+from ..text import storable
 
 CODE = re.compile(r"[\x21-\x7e]{1,128}")
 MAX_WAIT = 50
@@ -58,23 +59,6 @@ def optional_text(fields: dict[str, Any], name: str, limit: int) -> str | None:
     if not isinstance(value, str) or len(value) > limit or not storable(value):
         raise BadInput(f"`{name}` must be text of at most {limit} characters.")
     return value
-
-
-def storable(text: str) -> bool:
-    """Text PostgreSQL can keep: no NUL, no lone surrogates (JSON's "\\ud800" makes them)."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def header_text(value: str, limit: int) -> str:
-    """A header as storable text: aiohttp maps undecodable bytes to surrogates."""
-    cleaned = value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
-    return cleaned[:limit]
 
 
 def avatar_url(value: str | None) -> str | None:

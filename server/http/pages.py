@@ -78,6 +78,7 @@ def render(
 </html>
 """
     response = web.Response(text=html, content_type="text/html", status=status)
+    i18n.remember(request, response)
     response.headers.update({
         "Content-Security-Policy": CSP,
         "X-Content-Type-Options": "nosniff",
@@ -99,7 +100,7 @@ def login_box(words: dict[str, str], next_path: str, *, phone_link: bool) -> str
 <div class="code-box" aria-busy="true">
 <img id="wxlogin-code" alt="{escape(words['alt'])}" width="280" hidden>
 </div>
-<p id="wxlogin-status" class="status" role="status" aria-live="polite">
+<p id="wxlogin-status" class="status" role="status" aria-live="polite" tabindex="-1">
 {escape(words['state_loading'])}</p>
 <p id="wxlogin-countdown" class="countdown"></p>
 <button type="button" id="wxlogin-refresh" hidden>{escape(words['refresh'])}</button>
@@ -140,7 +141,7 @@ async def demo_page(request: web.Request) -> web.Response:
     else:
         main = profile_box(words, user) + f"<p>{escape(words['demo_what'])}</p>"
     body = f"""<main class="demo">
-<h1>{escape(words['demo_heading'])}</h1>
+<h1>{escape(words['demo_heading' if sandbox else 'demo_heading_live'])}</h1>
 {intro}
 {main}
 <p class="muted">{escape(words['demo_production']) if sandbox else ''}</p>

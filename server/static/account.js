@@ -5,7 +5,10 @@
   if (!button) return;
   button.addEventListener("click", async function () {
     button.disabled = true;
-    await fetch("/api/logout", { method: "POST", credentials: "same-origin" });
-    window.location.assign("/");
+    try {
+      var response = await fetch("/api/logout", { method: "POST", credentials: "same-origin" });
+      if (response.ok) { window.location.assign("/"); return; }
+    } catch (e) { /* offline: let them try again */ }
+    button.disabled = false;
   });
 })();

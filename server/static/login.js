@@ -7,24 +7,30 @@
   var data = JSON.parse(document.getElementById("wxlogin-data").textContent);
   var t = data.strings;
   var img = document.getElementById("wxlogin-code");
+  var codeBox = box.querySelector(".code-box");
   var statusLine = document.getElementById("wxlogin-status");
   var countdown = document.getElementById("wxlogin-countdown");
   var refresh = document.getElementById("wxlogin-refresh");
   var phoneLink = document.getElementById("phone-link");
   var next = box.getAttribute("data-next") || "/";
   var generation = 0, scene = null, status = null, expiresAt = 0, retryAction = null;
+  var FINISHED = { expired: true, denied: true, error: true };
 
   function sleep(ms) { return new Promise(function (done) { setTimeout(done, ms); }); }
+  function backoff(delay) { return Math.min(delay * 2, 15000); }
 
   function show(state, detail) {
     box.setAttribute("data-state", state);
     var text = t["state_" + state] || t.state_pending;
-    statusLine.textContent = detail ? text + " (" + detail + ")" : text;
-    var finished = state === "expired" || state === "denied" || state === "error";
+    // The server's explanations are in English; a Chinese page keeps to its own words.
+    if (detail && data.lang === "en") text += " (" + detail + ")";
+    if (statusLine.textContent !== text) statusLine.textContent = text;  // announced once
+    var finished = FINISHED[state] === true;
     refresh.hidden = !(finished || state === "unavailable");
     refresh.textContent = state === "unavailable" ? t.retry : t.refresh;
     if (finished || state === "confirmed") countdown.textContent = "";
     if (phoneLink && (finished || state === "confirmed")) phoneLink.hidden = true;
+    img.alt = finished ? text : t.alt;  // a dead code is not described as scannable
     tick();
   }
 
@@ -35,10 +41,11 @@
   async function start() {
     var mine = ++generation;
     scene = null; status = null; img.hidden = true;
+    codeBox.setAttribute("aria-busy", "true");
     if (phoneLink) phoneLink.hidden = true;
     show("loading");
     var response;
-    for (var delay = 1000; ; delay = Math.min(delay * 2, 15000)) {
+    for (var delay = 1000; ; delay = backoff(delay)) {
       try { response = await fetch("/api/scenes", { method: "POST", credentials: "same-origin" }); break; }
       catch (e) { show("offline"); await sleep(delay); if (mine !== generation) return; }
     }
@@ -50,19 +57,26 @@
 
   async function loadCode(mine, url) {
     var response;
-    try { response = await fetch(url, { credentials: "same-origin" }); }
-    catch (e) { retryAction = function () { return retryCode(url); }; show("unavailable"); return false; }
+    for (var delay = 1000; ; delay = backoff(delay)) {  // a lost connection: retry by itself
+      try { response = await fetch(url, { credentials: "same-origin" }); break; }
+      catch (e) { show("offline"); await sleep(delay); if (mine !== generation) return false; }
+    }
     if (mine !== generation) return false;
     if (!response.ok) {
-      retryAction = function () { return retryCode(url); };
-      show(response.status === 410 ? "expired" : "unavailable", await errorText(response));
+      if (response.status >= 500) {  // WeChat trouble: the same scene may draw next time
+        retryAction = function () { return retryCode(url); };
+        show("unavailable", await errorText(response));
+      } else {  // expired or gone: only a new scene helps
+        retryAction = start;
+        show(response.status === 410 ? "expired" : "error", await errorText(response));
+      }
       return false;
     }
     var blob = await response.blob();
     if (img.src) URL.revokeObjectURL(img.src);
     img.src = URL.createObjectURL(blob);
     img.hidden = false;
-    box.querySelector(".code-box").setAttribute("aria-busy", "false");
+    codeBox.setAttribute("aria-busy", "false");
     if (phoneLink) { phoneLink.href = "/sandbox/phone?scene=" + encodeURIComponent(scene); phoneLink.hidden = false; }
     show(status);
     return true;
@@ -75,20 +89,27 @@
   }
 
   async function poll(mine) {
-    var delay = 1000;
+    var delay = 1000, wait = 25;
     while (mine === generation) {
       var response;
       try {
-        response = await fetch("/api/scenes/" + scene + "?wait=25&since=" + status, { credentials: "same-origin" });
+        response = await fetch("/api/scenes/" + scene + "?wait=" + wait + "&since=" + status,
+                               { credentials: "same-origin" });
       } catch (e) {
-        show("offline"); await sleep(delay); delay = Math.min(delay * 2, 15000); continue;
+        show("offline"); await sleep(delay); delay = backoff(delay);
+        wait = 0;  // back online: learn the state at once, then wait again
+        continue;
       }
       if (mine !== generation) return;
       if (response.status >= 500 || response.status === 429) {
-        show("offline"); await sleep(delay); delay = Math.min(delay * 2, 15000); continue;
+        show("offline"); await sleep(delay); delay = backoff(delay); wait = 0; continue;
       }
-      if (!response.ok) { retryAction = start; show(response.status === 404 ? "expired" : "error", await errorText(response)); return; }
-      delay = 1000;
+      if (!response.ok) {
+        retryAction = start;
+        show(response.status === 404 ? "expired" : "error", await errorText(response));
+        return;
+      }
+      delay = 1000; wait = 25;
       var body = await response.json();
       status = body.status;
       if (status === "confirmed") { show("confirmed"); window.location.assign(next); return; }
@@ -100,14 +121,17 @@
 
   function tick() {
     var state = box.getAttribute("data-state");
-    if (scene && (state === "pending" || state === "scanned")) {
+    if (scene && (state === "pending" || state === "scanned" || state === "offline")) {
       var left = Math.max(0, Math.round((expiresAt - Date.now()) / 1000));
       var text = Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0");
       countdown.textContent = t.expires_in.replace("{time}", text);
     }
   }
 
-  refresh.addEventListener("click", function () { (retryAction || start)(); });
+  refresh.addEventListener("click", function () {
+    statusLine.focus();  // the button hides itself; keep keyboard users in place
+    (retryAction || start)();
+  });
   setInterval(tick, 1000);
   start();
 })();

@@ -24,7 +24,17 @@
   }
   function wxLogin() { return post("/sandbox/wechat/_phone/login", user).then(function (a) { return a.code; }); }
   function fail(error) { statusLine.textContent = t.phone_failed + " " + error.message; }
+  var buttons = [document.getElementById("phone-continue"), document.getElementById("phone-confirm"),
+                 document.getElementById("phone-decline")];
+  async function once(work) {  // one step at a time: a double tap must not send two
+    if (buttons[0].disabled) return;
+    buttons.forEach(function (b) { b.disabled = true; });
+    try { return await work(); }
+    catch (error) { fail(error); return false; }
+    finally { buttons.forEach(function (b) { b.disabled = false; }); }
+  }
 
+  pick.users = [];
   fetch("/sandbox/wechat/_phone/users").then(function (r) { return r.json(); }).then(function (answer) {
     answer.users.forEach(function (u, i) {
       var option = document.createElement("option");
@@ -33,13 +43,14 @@
       pick.appendChild(option);
     });
     pick.users = answer.users;
-  });
+  }).catch(fail);
 
-  who.addEventListener("submit", async function (event) {
+  who.addEventListener("submit", function (event) {
     event.preventDefault();
     var nickname = typed.value.trim();
     user = nickname ? { nickname: nickname, unionid: unionid.checked } : pick.users[Number(pick.value)];
-    try {
+    if (!user) { typed.focus(); return; }
+    once(async function () {
       var answer = await post("/api/scenes/" + encodeURIComponent(scene) + "/scan", { code: await wxLogin() });
       var c = answer.context;
       document.getElementById("ctx-site").textContent = c.site;
@@ -50,24 +61,24 @@
       context.hidden = false;
       statusLine.textContent = "";
       document.getElementById("phone-confirm").focus();
-    } catch (error) { fail(error); }
+    });
   });
 
-  document.getElementById("phone-confirm").addEventListener("click", async function () {
-    try {
+  document.getElementById("phone-confirm").addEventListener("click", function () {
+    once(async function () {
       var code = await wxLogin();  // a fresh code for this step, then the profile after it
       var info = await post("/sandbox/wechat/_phone/userinfo", { code: code });
       await post("/api/pushCode", { code: code, scene: scene, iv: info.iv, encryptedData: info.encryptedData });
       context.hidden = true;
       statusLine.textContent = t.phone_done;
-    } catch (error) { fail(error); }
+    });
   });
 
-  document.getElementById("phone-decline").addEventListener("click", async function () {
-    try {
+  document.getElementById("phone-decline").addEventListener("click", function () {
+    once(async function () {
       await post("/api/scenes/" + encodeURIComponent(scene) + "/deny", { code: await wxLogin() });
       context.hidden = true;
       statusLine.textContent = t.phone_declined;
-    } catch (error) { fail(error); }
+    });
   });
 })();
