@@ -58,9 +58,14 @@ async def sessions(request: web.Request, handler: Handler) -> web.StreamResponse
 
 @web.middleware
 async def body_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
-    # Reading the body enforces client_max_size (413) even where a handler ignores it;
-    # the body is cached, so handlers read it again for free.
-    if request.body_exists:
+    # Reading the body enforces client_max_size (413) even where a handler ignores it; the
+    # body is cached, so handlers read it again for free. A multipart body is parsed from the
+    # stream, so it is left to the handler (which aiohttp bounds the same way) unless its
+    # declared length already says too much.
+    if request.content_type == "multipart/form-data":
+        if (request.content_length or 0) > MAX_BODY:
+            raise web.HTTPRequestEntityTooLarge(MAX_BODY, request.content_length or 0)
+    elif request.body_exists:
         await request.read()
     return await handler(request)
 

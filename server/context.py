@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -32,6 +33,15 @@ def client_ip(request: web.Request, proxies: Sequence[Network]) -> str:
             except ValueError:
                 return peer
     return peer
+
+
+def place(request: web.Request, proxies: Sequence[Network], header: str | None) -> str:
+    """A rough place for the browser's IP, as the trusted proxy in front of us names it in
+    `header` (nginx's geoip2 module, Cloudflare's CF-IPCity, …); nobody else is believed."""
+    if not header or not proxies or not _trusted(request.remote or "", proxies):
+        return ""
+    value = request.headers.get(header, "")
+    return unquote(value).strip()[:80] if value.isascii() else ""
 
 
 BROWSERS = (

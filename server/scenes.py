@@ -32,7 +32,7 @@ OPEN = ("pending", "scanned")
 STATUSES = ("pending", "scanned", "confirmed", "denied", "expired")
 
 COLUMNS = (
-    "scene, owner, status, appid, claimant, user_id, browser_agent, browser_ip,"
+    "scene, owner, status, appid, claimant, user_id, browser_agent, browser_ip, browser_place,"
     " code_type, login_nonce, created_at, expires_at"
 )
 
@@ -56,6 +56,7 @@ class Scene:
     user_id: int | None
     browser_agent: str
     browser_ip: str
+    browser_place: str
     code_type: str | None
     login_nonce: bytes | None
     created_at: datetime
@@ -86,13 +87,15 @@ async def create(
     appid: str,
     browser_agent: str,
     browser_ip: str,
+    browser_place: str,
     now: datetime,
     expires_at: datetime,
 ) -> Scene:
     row = await conn.fetchrow(
-        f"INSERT INTO scenes (scene, owner, appid, browser_agent, browser_ip, created_at,"
-        f" updated_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $7) RETURNING {COLUMNS}",
-        new_scene(), owner, appid, browser_agent, browser_ip, now, expires_at,
+        f"INSERT INTO scenes (scene, owner, appid, browser_agent, browser_ip, browser_place,"
+        f" created_at, updated_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)"
+        f" RETURNING {COLUMNS}",
+        new_scene(), owner, appid, browser_agent, browser_ip, browser_place, now, expires_at,
     )
     scene = _scene(row)
     assert scene is not None

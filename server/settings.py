@@ -52,6 +52,7 @@ class Settings:
     apps: tuple[App, ...] = ()
     log_level: str = "INFO"
     sandbox_force: bool = False
+    place_header: str | None = None
 
     @property
     def sandbox(self) -> bool:
@@ -160,6 +161,10 @@ class Settings:
                     problems.append("WXLOGIN_APPS takes appid:secret pairs separated by commas")
                 else:
                     apps.append(App(standby_id, standby_secret))
+        if text("WXLOGIN_PLACE_HEADER") and not proxies:
+            problems.append(
+                "WXLOGIN_PLACE_HEADER is believed only from WXLOGIN_TRUSTED_PROXIES: set both"
+            )
         if apps and appid is None:
             problems.append("WXLOGIN_APPS needs a primary WXLOGIN_APPID/WXLOGIN_SECRET too")
 
@@ -201,6 +206,7 @@ class Settings:
             apps=tuple(apps),
             log_level=log_level,
             sandbox_force=sandbox_force,
+            place_header=text("WXLOGIN_PLACE_HEADER"),
         )
         if problems:
             raise SettingsError(problems)

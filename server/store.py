@@ -219,3 +219,30 @@ async def token_expire(conn: Conn, appid: str, token_hash: bytes, now: datetime)
         "UPDATE access_tokens SET expires_at = $3 WHERE appid = $1 AND token_hash = $2",
         appid, token_hash, now,
     )
+
+
+# --- avatars -----------------------------------------------------------------------------------
+
+
+async def avatar_put(
+    conn: Conn, avatar_id: str, scene: str, claimant: str, image: bytes, now: datetime
+) -> None:
+    await conn.execute(
+        "INSERT INTO avatars (id, scene, claimant, image, created_at) VALUES ($1, $2, $3, $4, $5)",
+        avatar_id, scene, claimant, image, now,
+    )
+
+
+async def avatar_image(conn: Conn, avatar_id: str) -> bytes | None:
+    image: bytes | None = await conn.fetchval("SELECT image FROM avatars WHERE id = $1", avatar_id)
+    return image
+
+
+async def avatar_for(conn: Conn, scene: str, claimant: str) -> str | None:
+    """The claimant's latest avatar for this scene, if they uploaded one."""
+    avatar_id: str | None = await conn.fetchval(
+        "SELECT id FROM avatars WHERE scene = $1 AND claimant = $2"
+        " ORDER BY created_at DESC LIMIT 1",
+        scene, claimant,
+    )
+    return avatar_id

@@ -33,7 +33,7 @@ async def test_run_twice_applies_everything_then_nothing(pg_url: str) -> None:
         tables = {r["tablename"] for r in await conn.fetch(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
         assert {"users", "identities", "sessions", "scenes", "code_ledger", "access_tokens",
-                "schema_migrations"} <= tables
+                "avatars", "schema_migrations"} <= tables
     finally:
         await conn.close()
 

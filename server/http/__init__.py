@@ -18,6 +18,8 @@ def routes(*, sandbox: bool) -> list[web.AbstractRouteDef]:
         web.post("/api/pushCode", miniprogram.push_code),
         web.post("/api/scenes/{scene}/scan", miniprogram.scan),
         web.post("/api/scenes/{scene}/deny", miniprogram.deny),
+        web.post("/api/avatar", miniprogram.upload_avatar),
+        web.get("/api/avatars/{avatar}.jpg", miniprogram.avatar),
         web.get("/api/auth", ops.forward_auth),
         web.get("/healthz", ops.healthz),
     ]

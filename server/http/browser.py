@@ -18,7 +18,7 @@ from aiohttp_session import Session, get_session
 
 from .. import scenes, store
 from ..app import CLOCK, SERVICES, SETTINGS
-from ..context import client_ip
+from ..context import client_ip, place
 from ..db import acquire
 from ..errors import (
     ForbiddenOrigin,
@@ -81,6 +81,9 @@ async def create_scene(request: web.Request) -> web.Response:
             appid=services.primary_appid,
             browser_agent=header_text(request.headers.get("User-Agent", ""), 512),
             browser_ip=client_ip(request, settings.trusted_proxies),
+            browser_place=header_text(
+                place(request, settings.trusted_proxies, settings.place_header), 80
+            ),
             now=now,
             expires_at=now + timedelta(seconds=settings.scene_ttl),
         )

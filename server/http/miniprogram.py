@@ -6,16 +6,20 @@ identity comes only from WeChat's answer to that code (jscode2session).
 
 from __future__ import annotations
 
+import hashlib
+import re
+import secrets
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from .. import crypto, scenes, store
+from .. import avatars, crypto, scenes, store
 from ..app import CLOCK, SERVICES, SETTINGS
 from ..context import describe_agent
 from ..db import acquire
-from ..errors import BadInput, InvalidEncryptedData
+from ..errors import ApiError, BadInput, InvalidEncryptedData, SceneAlreadyClaimed
+from ..settings import Settings
 from ..steps import Answer, user_key
 from ..wechat import WeChat, WxSession
 from . import inputs
@@ -65,14 +69,17 @@ async def push_code(request: web.Request) -> web.Response:
                 (decrypted.nickname or "")[: inputs.MAX_NICKNAME] or nickname,
                 inputs.avatar_url(decrypted.avatar_url) or avatar,
             )
+        claimant = user_key(wechat.appid, wx)
         async with acquire(services.pool) as conn, conn.transaction():
+            uploaded = await store.avatar_for(conn, scene, claimant)
             user = await store.upsert_user(
                 conn, appid=wechat.appid, openid=wx.openid, unionid=wx.unionid,
-                nickname=profile.nickname, avatar_url=profile.avatar_url, now=clock.now(),
+                nickname=profile.nickname,
+                avatar_url=avatar_url(settings, uploaded) if uploaded else profile.avatar_url,
+                now=clock.now(),
             )
             await scenes.transition(
-                conn, scene, "confirm", claimant=user_key(wechat.appid, wx), now=clock.now(),
-                user_id=user.id,
+                conn, scene, "confirm", claimant=claimant, now=clock.now(), user_id=user.id
             )
         services.hub.wake(scene)
         return Answer(200, {"ok": True, "user": user.public()}, {})
@@ -104,6 +111,8 @@ async def scan(request: web.Request) -> web.Response:
             "os": system,
             "created_seconds_ago": max(0, int((now - moved.created_at).total_seconds())),
         }
+        if moved.browser_place:
+            context["place"] = moved.browser_place
         return Answer(200, {"status": "scanned", "context": context}, {})
 
     answer = await services.steps.run(
@@ -130,3 +139,72 @@ async def deny(request: web.Request) -> web.Response:
         step="deny", scene=scene, code=code, wechat=wechat, action=refuse, fields={}
     )
     return respond(answer)
+
+
+def avatar_url(settings: Settings, avatar_id: str) -> str:
+    return f"{settings.public_url}/api/avatars/{avatar_id}.jpg"
+
+
+async def upload_avatar(request: web.Request) -> web.Response:
+    """The fill-in avatar, from the scene's claimant (a fresh code proves who sends it)."""
+    settings, services, clock = request.app[SETTINGS], request.app[SERVICES], request.app[CLOCK]
+    if request.content_type != "multipart/form-data":
+        raise BadInput("Send the avatar as multipart/form-data (wx.uploadFile does).")
+    try:
+        form = await request.post()
+    except web.HTTPException:
+        raise
+    except Exception:  # malformed multipart fails in many ways inside aiohttp
+        raise BadInput("The form could not be read.") from None
+    upload = form.get("avatar")
+    if not isinstance(upload, web.FileField):
+        raise BadInput("Send the image in the `avatar` field.")
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    scene, code = inputs.scene(fields.get("scene")), inputs.code(fields.get("code"))
+    wechat = pick_app(request, fields)
+    original = upload.file.read()
+    image = await avatars.process(original)  # a bad image costs no WeChat call
+
+    async def keep(wx: WxSession) -> Answer:
+        claimant = user_key(wechat.appid, wx)
+        avatar_id = secrets.token_urlsafe(16)
+        async with acquire(services.pool) as conn, conn.transaction():
+            found, now = await scenes.get(conn, scene), clock.now()
+            # Only while the uploader holds the claim (an avatar is not a state change, so a
+            # read is enough: one that lands as the scene closes is simply never used).
+            if found is None or found.state(now) != "scanned":
+                raise scenes.refuse(found, now)
+            if found.claimant != claimant:
+                raise SceneAlreadyClaimed()
+            await store.avatar_put(conn, avatar_id, scene, claimant, image, clock.now())
+        return Answer(200, {"avatar_url": avatar_url(settings, avatar_id)}, {})
+
+    answer = await services.steps.run(
+        step="avatar", scene=scene, code=code, wechat=wechat, action=keep,
+        fields={"avatar": hashlib.sha256(original).hexdigest()},
+    )
+    return respond(answer)
+
+
+async def avatar(request: web.Request) -> web.Response:
+    avatar_id = request.match_info["avatar"]
+    if not AVATAR_ID.fullmatch(avatar_id):
+        raise AvatarNotFound()
+    async with acquire(request.app[SERVICES].pool) as conn:
+        image = await store.avatar_image(conn, avatar_id)
+    if image is None:
+        raise AvatarNotFound()
+    return web.Response(body=image, content_type="image/jpeg", headers={
+        "Cache-Control": "public, max-age=31536000, immutable",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+    })
+
+
+AVATAR_ID = re.compile(r"[A-Za-z0-9_-]{22}")
+
+
+class AvatarNotFound(ApiError):
+    status = 404
+    code = "not_found"
+    default_message = "There is no such avatar."
