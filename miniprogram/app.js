@@ -1,0 +1,2 @@
+// The whole app is one page; see pages/login.
+App({});

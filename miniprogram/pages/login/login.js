@@ -1,0 +1,114 @@
+// The login page, written with Component() so it can be tested: read the scene (on every entry,
+// cold or warm: an old cached scene is never confirmed), tell the server who scanned (/scan),
+// show who asks, then Confirm (a fresh wx.login, optional avatar and nickname, /pushCode) or
+// Decline (a fresh wx.login, /deny). Every step takes its own fresh code.
+const api = require("../../utils/api");
+const messages = require("../../utils/messages");
+
+const WORDS = {
+  zh: {
+    loading: "正在确认扫码……", noscene: "请用微信扫描网站上的登录二维码。", request: "以下网站请求使用你的微信登录：",
+    site: "网站", browser: "浏览器", os: "系统", place: "位置", when: "发起于", secondsAgo: "{n} 秒前",
+    profile: "可选：设置头像和昵称", avatar: "选择头像", nickname: "昵称", confirm: "确认登录",
+    decline: "拒绝", done: "已登录，请回到电脑上继续。", declined: "已拒绝本次登录。", retry: "重试",
+    rescan: "重新扫码", warning: "如果不是你本人在电脑上发起的登录，请点击拒绝。",
+  },
+  en: {
+    loading: "Checking the code…", noscene: "Scan the login code shown on the website with WeChat.",
+    request: "This website asks to log you in with WeChat:", site: "Site", browser: "Browser",
+    os: "System", place: "Place", when: "Asked", secondsAgo: "{n} seconds ago",
+    profile: "Optional: set an avatar and a nickname", avatar: "Choose avatar", nickname: "Nickname",
+    confirm: "Log in", decline: "Decline", done: "Logged in. Carry on on your computer.",
+    declined: "You declined this login.", retry: "Try again", rescan: "Scan again",
+    warning: "If you did not start this login on a computer yourself, decline it.",
+  },
+};
+
+function language() {
+  const info = wx.getAppBaseInfo ? wx.getAppBaseInfo() : wx.getSystemInfoSync();
+  return String((info && info.language) || "zh").toLowerCase().indexOf("en") === 0 ? "en" : "zh";
+}
+
+function sceneOf(value) {
+  if (!value) return "";
+  try { return decodeURIComponent(value); } catch (e) { return ""; }
+}
+
+Component({
+  data: {
+    state: "loading", scene: "", context: null, when: "", message: "", action: "",
+    avatarPath: "", lang: "zh", t: WORDS.zh,
+  },
+  methods: {
+    onLoad(options) {
+      const lang = language();
+      this.setData({ lang: lang, t: WORDS[lang] });
+      this.enter(sceneOf(options && options.scene));
+    },
+    onShow() {
+      // A mini program still running may be shown again by a new scan without a new onLoad.
+      const entered = wx.getEnterOptionsSync ? wx.getEnterOptionsSync() : null;
+      const scene = sceneOf(entered && entered.query && entered.query.scene);
+      if (scene && scene !== this.data.scene) this.enter(scene);
+    },
+    async enter(scene) {
+      this.lastStep = "scan";
+      this.setData({ scene: scene, context: null, avatarPath: "", message: "",
+                     state: scene ? "loading" : "noscene" });
+      if (!scene) return;
+      try {
+        const answer = await api.scan(scene, await api.code());
+        if (scene !== this.data.scene) return;  // a newer scan took over meanwhile
+        const context = answer.context || {};
+        this.setData({
+          state: "confirm", context: context,
+          when: this.data.t.secondsAgo.replace("{n}", context.created_seconds_ago || 0),
+        });
+      } catch (error) { this.fail(error); }
+    },
+    onChooseAvatar(event) {
+      // A temporary local file: it is uploaded, never its wxfile:// path stored.
+      this.setData({ avatarPath: event.detail.avatarUrl });
+    },
+    async confirm(event) {
+      if (this.data.state === "working") return;
+      this.lastStep = "confirm";
+      // The nickname input is content-checked and may be cleared on blur: read it on submit.
+      const nickname = ((event && event.detail && event.detail.value && event.detail.value.nickname) || "").trim();
+      this.setData({ state: "working" });
+      try {
+        const scene = this.data.scene;
+        if (this.data.avatarPath) await api.uploadAvatar(scene, await api.code(), this.data.avatarPath);
+        await api.pushCode(scene, await api.code(), nickname ? { nickName: nickname } : {});
+        this.setData({ state: "done" });
+      } catch (error) { this.fail(error); }
+    },
+    async decline() {
+      if (this.data.state === "working") return;
+      this.lastStep = "decline";
+      this.setData({ state: "working" });
+      try {
+        await api.deny(this.data.scene, await api.code());
+        this.setData({ state: "declined" });
+      } catch (error) { this.fail(error); }
+    },
+    fail(error) {
+      const described = messages.describe(error, this.data.lang);
+      this.setData({ state: "error", message: described.text, action: described.action });
+    },
+    retry() {
+      if (this.lastStep === "confirm") this.confirm();
+      else if (this.lastStep === "decline") this.decline();
+      else this.enter(this.data.scene);
+    },
+    rescan() {
+      wx.scanCode({
+        onlyFromCamera: true,
+        success: (res) => {
+          const match = /[?&]scene=([^&]*)/.exec(res.path || "");
+          this.enter(sceneOf(match && match[1]));
+        },
+      });
+    },
+  },
+});

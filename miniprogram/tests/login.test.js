@@ -1,0 +1,171 @@
+// The login page rendered by miniprogram-simulate: each state, the taps, the exact requests.
+const path = require("path");
+const simulate = require("miniprogram-simulate");
+
+const PAGE = path.join(__dirname, "../pages/login/login");
+const BASE = "https://login.example.com";
+const CONTEXT = { site: "example.com", browser: "Chrome", os: "Windows", place: "Hangzhou", created_seconds_ago: 7 };
+
+let requests, uploads, codes, answers;
+
+function answer(path, statusCode, data) { answers[path] = { statusCode, data }; }
+
+beforeEach(() => {
+  jest.resetModules();  // loading the same component twice otherwise renders nothing
+  requests = []; uploads = []; codes = 0; answers = {};
+  wx.login = jest.fn(({ success }) => success({ code: "code-" + ++codes }));
+  wx.request = jest.fn((options) => {
+    requests.push({ url: options.url, method: options.method, data: options.data, header: options.header });
+    const reply = answers[options.url.replace(BASE, "")] || { statusCode: 200, data: {} };
+    if (reply.statusCode === 0) options.fail({ errMsg: "request:fail timeout" });
+    else options.success(reply);
+  });
+  wx.uploadFile = jest.fn((options) => {
+    uploads.push({ url: options.url, filePath: options.filePath, name: options.name, formData: options.formData });
+    options.success({ statusCode: 200, data: JSON.stringify({ avatar_url: BASE + "/api/avatars/x.jpg" }) });
+  });
+  wx.getAppBaseInfo = () => ({ language: "zh_CN" });
+  wx.getEnterOptionsSync = () => ({ query: {} });
+});
+
+function render() {
+  const page = simulate.render(simulate.load(PAGE));
+  page.attach(document.createElement("parent-wrapper"));
+  return page;
+}
+
+const flush = () => new Promise((resolve) => setTimeout(resolve, 0));
+async function settle() { for (let i = 0; i < 10; i++) await flush(); }
+const text = (page, selector) => { const node = page.querySelector(selector); return node ? node.dom.textContent.trim() : null; };
+
+test("the scene is decoded, scanned with a fresh code, and the context is shown", async () => {
+  answer("/api/scenes/Abc123/scan", 200, { status: "scanned", context: CONTEXT });
+  const page = render();
+  page.instance.onLoad({ scene: encodeURIComponent("Abc123") });
+  expect(text(page, "#status")).toBe("正在确认扫码……");
+  await settle();
+  expect(requests).toEqual([{ url: BASE + "/api/scenes/Abc123/scan", method: "POST", data: { code: "code-1" }, header: { "content-type": "application/json" } }]);
+  expect(text(page, "#ctx-site")).toBe("example.com");
+  expect(text(page, "#ctx-browser")).toBe("Chrome");
+  expect(text(page, "#ctx-os")).toBe("Windows");
+  expect(text(page, "#ctx-place")).toBe("Hangzhou");
+  expect(text(page, "#ctx-when")).toBe("7 秒前");
+  expect(text(page, "#confirm")).toBe("确认登录");
+  expect(text(page, "#decline")).toBe("拒绝");
+  expect(page.querySelector("#confirm").dom.className).toBe(page.querySelector("#decline").dom.className);
+});
+
+test("Confirm sends a new code with the nickname read on submit, then says done", async () => {
+  answer("/api/scenes/S1/scan", 200, { status: "scanned", context: CONTEXT });
+  answer("/api/pushCode", 200, { ok: true, user: { id: "1" } });
+  const page = render();
+  page.instance.onLoad({ scene: "S1" });
+  await settle();
+  page.querySelector("#form").dispatchEvent("submit", { detail: { value: { nickname: " 小明 " } } });
+  await settle();
+  expect(requests.map((r) => [r.url.replace(BASE, ""), r.data])).toEqual([
+    ["/api/scenes/S1/scan", { code: "code-1" }],
+    ["/api/pushCode", { scene: "S1", code: "code-2", nickName: "小明" }],
+  ]);
+  expect(text(page, "#status")).toBe("已登录，请回到电脑上继续。");
+});
+
+test("a chosen avatar is uploaded with its own fresh code before pushCode", async () => {
+  answer("/api/scenes/S2/scan", 200, { status: "scanned", context: CONTEXT });
+  const page = render();
+  page.instance.onLoad({ scene: "S2" });
+  await settle();
+  page.querySelector("#avatar").dispatchEvent("chooseavatar", { detail: { avatarUrl: "wxfile://tmp_1.jpg" } });
+  await settle();
+  page.querySelector("#form").dispatchEvent("submit", { detail: { value: { nickname: "" } } });
+  await settle();
+  expect(uploads).toEqual([{ url: BASE + "/api/avatar", filePath: "wxfile://tmp_1.jpg", name: "avatar", formData: { scene: "S2", code: "code-2" } }]);
+  expect(requests[1].data).toEqual({ scene: "S2", code: "code-3" });
+  expect(JSON.stringify(requests)).not.toContain("wxfile://");
+});
+
+test("Decline sends /deny with a fresh code", async () => {
+  answer("/api/scenes/S3/scan", 200, { status: "scanned", context: CONTEXT });
+  answer("/api/scenes/S3/deny", 200, { status: "denied" });
+  const page = render();
+  page.instance.onLoad({ scene: "S3" });
+  await settle();
+  page.querySelector("#decline").dispatchEvent("tap");
+  await settle();
+  expect(requests[1]).toMatchObject({ url: BASE + "/api/scenes/S3/deny", data: { code: "code-2" } });
+  expect(text(page, "#status")).toBe("已拒绝本次登录。");
+});
+
+test.each([
+  [404, "scene_not_found", "#rescan", "这个二维码已失效"],
+  [410, "scene_expired", "#rescan", "二维码已过期"],
+  [409, "scene_already_claimed", "#rescan", "已有其他人扫描了这个二维码"],
+  [400, "code_rejected", "#retry", "微信登录凭证无效"],
+  [503, "wechat_busy", "#retry", "微信繁忙"],
+  [502, "wechat_error", null, "联系网站管理员"],
+  [0, "network", "#retry", "网络连接失败"],
+])("HTTP %i %s shows a plain message and the right next step", async (status, code, button, words) => {
+  answer("/api/scenes/S4/scan", status, { error: code, message: "server words" });
+  const page = render();
+  page.instance.onLoad({ scene: "S4" });
+  await settle();
+  expect(text(page, "#status")).toContain(words);
+  for (const id of ["#retry", "#rescan"]) expect(Boolean(page.querySelector(id))).toBe(id === button);
+});
+
+test("retry repeats the failed step with a new code", async () => {
+  answer("/api/scenes/S5/scan", 503, { error: "wechat_busy" });
+  const page = render();
+  page.instance.onLoad({ scene: "S5" });
+  await settle();
+  answer("/api/scenes/S5/scan", 200, { status: "scanned", context: CONTEXT });
+  page.querySelector("#retry").dispatchEvent("tap");
+  await settle();
+  expect(requests.map((r) => r.data.code)).toEqual(["code-1", "code-2"]);
+  expect(text(page, "#ctx-site")).toBe("example.com");
+});
+
+test("English when the phone speaks English", async () => {
+  wx.getAppBaseInfo = () => ({ language: "en" });
+  answer("/api/scenes/S6/scan", 410, { error: "scene_expired" });
+  const page = render();
+  page.instance.onLoad({ scene: "S6" });
+  await settle();
+  expect(text(page, "#status")).toBe("This code has expired. Refresh it on the computer and scan again.");
+  expect(text(page, "#rescan")).toBe("Scan again");
+});
+
+test("a warm start with a new scene is a new login; the same scene is left alone", async () => {
+  answer("/api/scenes/OLD/scan", 200, { status: "scanned", context: CONTEXT });
+  answer("/api/scenes/NEW/scan", 200, { status: "scanned", context: Object.assign({}, CONTEXT, { site: "new.example" }) });
+  const page = render();
+  page.instance.onLoad({ scene: "OLD" });
+  await settle();
+  wx.getEnterOptionsSync = () => ({ query: { scene: "OLD" } });
+  page.instance.onShow();
+  await settle();
+  expect(requests).toHaveLength(1);
+  wx.getEnterOptionsSync = () => ({ query: { scene: encodeURIComponent("NEW") } });
+  page.instance.onShow();
+  await settle();
+  expect(requests.map((r) => r.url.replace(BASE, ""))).toEqual(["/api/scenes/OLD/scan", "/api/scenes/NEW/scan"]);
+  expect(text(page, "#ctx-site")).toBe("new.example");
+});
+
+test("no scene: say what to do, ask nothing", async () => {
+  const page = render();
+  page.instance.onLoad({});
+  await settle();
+  expect(text(page, "#status")).toBe("请用微信扫描网站上的登录二维码。");
+  expect(requests).toHaveLength(0);
+  expect(wx.login).not.toHaveBeenCalled();
+});
+
+test("every server error code has a message in both languages", () => {
+  const { TABLE } = require("../utils/messages");
+  for (const [code, [action, zh, en]] of Object.entries(TABLE)) {
+    expect(["rescan", "retry", "contact"]).toContain(action);
+    expect(zh.length && en.length).toBeTruthy();
+    expect(code).toMatch(/^[a-z_]+$/);
+  }
+});

@@ -1,0 +1,83 @@
+/**
+ * @jest-environment node
+ */
+// utils/api.js against a running login server in sandbox mode (tests/test_miniprogram.py starts
+// one and passes its address): wx.request, wx.uploadFile and wx.login are played over real HTTP,
+// wx.login by the sandbox's stand-in for WeChat.
+const fs = require("fs");
+const os = require("os");
+const path = require("path");
+
+const SERVER = process.env.WXLOGIN_TEST_SERVER;
+if (!SERVER) throw new Error("run through ./scripts/test (tests/test_miniprogram.py starts a server)");
+
+const config = require("../../config");
+config.baseUrl = SERVER;
+const api = require("../../utils/api");
+
+// An 8×8 PNG, the kind of file chooseAvatar hands over.
+const PNG = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAEklEQVR4nGP8z4AdMOEQH6QSAM1BAQ/oQeJvAAAAAElFTkSuQmCC", "base64");
+
+let nickname;
+global.wx = {
+  login({ success, fail }) {
+    fetch(SERVER + "/sandbox/wechat/_phone/login", {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ nickname: nickname, unionid: true }),
+    }).then((r) => r.json()).then((body) => success({ code: body.code }), fail);
+  },
+  request({ url, method, data, header, success, fail }) {
+    fetch(url, { method, headers: header, body: JSON.stringify(data) })
+      .then(async (r) => success({ statusCode: r.status, data: await r.json() }), (e) => fail({ errMsg: String(e) }));
+  },
+  uploadFile({ url, filePath, name, formData, success, fail }) {
+    const form = new FormData();
+    for (const [key, value] of Object.entries(formData)) form.append(key, value);
+    form.append(name, new Blob([fs.readFileSync(filePath)]), path.basename(filePath));
+    fetch(url, { method: "POST", body: form })
+      .then(async (r) => success({ statusCode: r.status, data: await r.text() }), (e) => fail({ errMsg: String(e) }));
+  },
+};
+
+async function browserScene() {
+  const response = await fetch(SERVER + "/api/scenes", { method: "POST" });
+  const cookie = response.headers.get("set-cookie").split(";")[0];
+  return { scene: (await response.json()).scene, cookie };
+}
+
+async function poll(browser) {
+  const response = await fetch(SERVER + "/api/scenes/" + browser.scene + "?wait=0", { headers: { cookie: browser.cookie } });
+  return response.json();
+}
+
+test("scan, avatar, confirm: the browser is confirmed as the person who scanned", async () => {
+  nickname = "Jest 用户";
+  const browser = await browserScene();
+  const scanned = await api.scan(browser.scene, await api.code());
+  expect(scanned.status).toBe("scanned");
+  expect(scanned.context.site).toBe("127.0.0.1");
+  expect((await poll(browser)).status).toBe("scanned");
+
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "avatar-")), "tmp_avatar.png");
+  fs.writeFileSync(file, PNG);
+  const uploaded = await api.uploadAvatar(browser.scene, await api.code(), file);
+  expect(uploaded.avatar_url).toMatch(/\/api\/avatars\/[\w-]+\.jpg$/);
+
+  const pushed = await api.pushCode(browser.scene, await api.code(), { nickName: "Jest 用户" });
+  expect(pushed.user.nickname).toBe("Jest 用户");
+  expect(pushed.user.avatar_url).toBe(uploaded.avatar_url);
+  const answer = await poll(browser);
+  expect(answer.status).toBe("confirmed");
+  expect(answer.user.nickname).toBe("Jest 用户");
+});
+
+test("decline, and the server's errors arrive as ApiErrors with its codes", async () => {
+  nickname = "Declining";
+  const browser = await browserScene();
+  await api.scan(browser.scene, await api.code());
+  await expect(api.pushCode(browser.scene, "not-a-code-from-wechat")).rejects.toMatchObject({ status: 400, code: "code_rejected" });
+  expect((await api.deny(browser.scene, await api.code())).status).toBe("denied");
+  expect((await poll(browser)).status).toBe("denied");
+  await expect(api.scan(browser.scene, await api.code())).rejects.toMatchObject({ status: 409, code: "scene_denied" });
+  await expect(api.scan("A".repeat(24), await api.code())).rejects.toMatchObject({ status: 404, code: "scene_not_found" });
+});
