@@ -68,6 +68,12 @@ class SceneNotFound(ApiError):
     default_message = "No such login attempt; start a new one."
 
 
+class AvatarNotFound(ApiError):
+    status = 404
+    code = "not_found"
+    default_message = "There is no such avatar."
+
+
 class SceneConflict(ApiError):
     status = 409
     code = "scene_conflict"

@@ -49,3 +49,16 @@ def session_cookie(browser: Browser) -> str | None:
         if cookie.key in ("wxlogin", "__Host-wxlogin"):
             return cookie.value
     return None
+
+
+def api_error_codes() -> set[str]:
+    """Every `error` code the server's ApiError family can answer."""
+    from server.errors import ApiError
+
+    def subclasses(cls: type[ApiError]) -> list[type[ApiError]]:
+        found = [cls]
+        for child in cls.__subclasses__():
+            found += subclasses(child)
+        return found
+
+    return {cls.code for cls in subclasses(ApiError)} - {"scene_conflict"}  # abstract parent

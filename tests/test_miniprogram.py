@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestServer
 
-from server import errors
+from tests.helpers import api_error_codes
 
 MINIPROGRAM = Path(__file__).resolve().parent.parent / "miniprogram"
 
@@ -37,13 +37,7 @@ async def test_the_jest_suite_passes_against_a_running_server(sandbox_server: Te
 
 
 async def test_the_mini_program_knows_every_error_the_server_can_answer() -> None:
-    def subclasses(cls: type[errors.ApiError]) -> list[type[errors.ApiError]]:
-        found = [cls]
-        for child in cls.__subclasses__():
-            found += subclasses(child)
-        return found
-
-    server_codes = {cls.code for cls in subclasses(errors.ApiError)} - {"scene_conflict"}
+    server_codes = api_error_codes()
     process = await asyncio.create_subprocess_exec(
         "node", "-e", "console.log(JSON.stringify(Object.keys(require('./utils/messages').TABLE)))",
         cwd=MINIPROGRAM, stdout=asyncio.subprocess.PIPE,

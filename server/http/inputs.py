@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from aiohttp import web
+from multidict import MultiDictProxy
 
 from ..errors import BadInput
 from ..scenes import STATUSES, valid_scene
@@ -67,16 +68,21 @@ def avatar_url(value: str | None) -> str | None:
     return value if value and value.startswith("https://") else None
 
 
+async def form(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
+    """A urlencoded or multipart form; malformed ones are a 400, oversized ones a 413."""
+    try:
+        return await request.post()
+    except web.HTTPException:
+        raise  # 413 for a body over the limit
+    except Exception:  # malformed multipart fails in many ways inside aiohttp
+        raise BadInput("The form could not be read.") from None
+
+
 async def fields(request: web.Request) -> dict[str, Any]:
     """A JSON object, or form fields; nothing else."""
     if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        try:
-            form = await request.post()
-        except web.HTTPException:
-            raise  # 413 for a body over the limit
-        except Exception:  # malformed multipart fails in many ways inside aiohttp
-            raise BadInput("The form could not be read.") from None
-        return {key: value for key, value in form.items() if isinstance(value, str)}
+        return {key: value for key, value in (await form(request)).items()
+                if isinstance(value, str)}
     raw = await request.read()
     try:
         data = json.loads(raw)

@@ -18,7 +18,7 @@ from .. import avatars, crypto, scenes, store
 from ..app import CLOCK, SERVICES, SETTINGS
 from ..context import describe_agent
 from ..db import acquire
-from ..errors import ApiError, BadInput, InvalidEncryptedData, SceneAlreadyClaimed
+from ..errors import AvatarNotFound, BadInput, InvalidEncryptedData, SceneAlreadyClaimed
 from ..settings import Settings
 from ..steps import Answer, user_key
 from ..wechat import WeChat, WxSession
@@ -150,12 +150,7 @@ async def upload_avatar(request: web.Request) -> web.Response:
     settings, services, clock = request.app[SETTINGS], request.app[SERVICES], request.app[CLOCK]
     if request.content_type != "multipart/form-data":
         raise BadInput("Send the avatar as multipart/form-data (wx.uploadFile does).")
-    try:
-        form = await request.post()
-    except web.HTTPException:
-        raise
-    except Exception:  # malformed multipart fails in many ways inside aiohttp
-        raise BadInput("The form could not be read.") from None
+    form = await inputs.form(request)
     upload = form.get("avatar")
     if not isinstance(upload, web.FileField):
         raise BadInput("Send the image in the `avatar` field.")
@@ -176,7 +171,7 @@ async def upload_avatar(request: web.Request) -> web.Response:
                 raise scenes.refuse(found, now)
             if found.claimant != claimant:
                 raise SceneAlreadyClaimed()
-            await store.avatar_put(conn, avatar_id, scene, claimant, image, clock.now())
+            await store.avatar_put(conn, avatar_id, scene, claimant, image, now)
         return Answer(200, {"avatar_url": avatar_url(settings, avatar_id)}, {})
 
     answer = await services.steps.run(
@@ -202,9 +197,3 @@ async def avatar(request: web.Request) -> web.Response:
 
 
 AVATAR_ID = re.compile(r"[A-Za-z0-9_-]{22}")
-
-
-class AvatarNotFound(ApiError):
-    status = 404
-    code = "not_found"
-    default_message = "There is no such avatar."
