@@ -23,7 +23,9 @@ from server.clock import FakeClock
 from tests.conftest import MakeServer
 from tests.fakewechat import FakeWeChat, Fault
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "browser"
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+MINIPROGRAM = ROOT / "miniprogram"
 # The flags stop Chromium's own outbound connections, which this closed network refuses; the
 # resolver rule stops the name lookups (update.googleapis.com, …) the others leave.
 FLAGS = [
@@ -256,3 +258,33 @@ async def test_a_failed_draw_retried_after_expiry_offers_a_new_code(
     await expect(desk.locator("#wxlogin")).to_have_attribute("data-state", "pending",
                                                               timeout=TIMEOUT)
     assert fw.calls["getwxacodeunlimit"] == 2
+
+
+async def phone_step(base: str, step: str, scene: str, nickname: str) -> None:
+    """One step made by the companion mini program's own request code (utils/api.js, in Node)."""
+    process = await asyncio.create_subprocess_exec(
+        "node", str(MINIPROGRAM / "tests" / "server" / "phone.js"), base, step, scene, nickname,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, err.decode()
+
+
+@pytest.mark.parametrize("ending", ["confirm", "deny"])
+async def test_the_page_follows_the_mini_programs_own_requests(
+    sandbox_server: TestServer, chromium: Browser, ending: str
+) -> None:
+    base = str(sandbox_server.make_url("")).rstrip("/")
+    desk = await (await chromium.new_context(locale="en-US")).new_page()
+    await desk.goto(f"{base}/login?next=/account")
+    scene = (await read_code(desk)).rsplit("=", 1)[1]
+    await phone_step(base, "scan", scene, "Kai")
+    await expect(desk.locator("#wxlogin")).to_have_attribute("data-state", "scanned",
+                                                              timeout=TIMEOUT)
+    await phone_step(base, ending, scene, "Kai")
+    if ending == "confirm":
+        await desk.wait_for_url(f"{base}/account", timeout=TIMEOUT)
+        await expect(desk.locator("#profile-nickname")).to_have_text("Kai")
+    else:
+        await expect(desk.locator("#wxlogin")).to_have_attribute("data-state", "denied",
+                                                                  timeout=TIMEOUT)

@@ -26,7 +26,7 @@ async def test_the_jest_suite_passes_against_a_running_server(sandbox_server: Te
            "CI": "true"}
     process = await asyncio.create_subprocess_exec(
         "npx", "jest", "--ci", "--colors=false", "--testMatch", "**/tests/**/*.test.js",
-        "**/tests/server/*.js", cwd=MINIPROGRAM, env=env,
+        "**/tests/server/*.server.js", cwd=MINIPROGRAM, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     output, _ = await asyncio.wait_for(process.communicate(), 180)

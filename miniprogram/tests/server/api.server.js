@@ -11,33 +11,11 @@ const path = require("path");
 const SERVER = process.env.WXLOGIN_TEST_SERVER;
 if (!SERVER) throw new Error("run through ./scripts/test (tests/test_miniprogram.py starts a server)");
 
-const config = require("../../config");
-config.baseUrl = SERVER;
 const api = require("../../utils/api");
 
-// An 8×8 PNG, the kind of file chooseAvatar hands over.
-const PNG = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAEklEQVR4nGP8z4AdMOEQH6QSAM1BAQ/oQeJvAAAAAElFTkSuQmCC", "base64");
-
-let nickname;
-global.wx = {
-  login({ success, fail }) {
-    fetch(SERVER + "/sandbox/wechat/_phone/login", {
-      method: "POST", headers: { "content-type": "application/json" },
-      body: JSON.stringify({ nickname: nickname, unionid: true }),
-    }).then((r) => r.json()).then((body) => success({ code: body.code }), fail);
-  },
-  request({ url, method, data, header, success, fail }) {
-    fetch(url, { method, headers: header, body: JSON.stringify(data) })
-      .then(async (r) => success({ statusCode: r.status, data: await r.json() }), (e) => fail({ errMsg: String(e) }));
-  },
-  uploadFile({ url, filePath, name, formData, success, fail }) {
-    const form = new FormData();
-    for (const [key, value] of Object.entries(formData)) form.append(key, value);
-    form.append(name, new Blob([fs.readFileSync(filePath)]), path.basename(filePath));
-    fetch(url, { method: "POST", body: form })
-      .then(async (r) => success({ statusCode: r.status, data: await r.text() }), (e) => fail({ errMsg: String(e) }));
-  },
-};
+const { PNG, phone } = require("./wx-node");
+phone(SERVER);
+const setUser = (name) => { global.wxUser = name; };
 
 async function browserScene() {
   const response = await fetch(SERVER + "/api/scenes", { method: "POST" });
@@ -51,7 +29,7 @@ async function poll(browser) {
 }
 
 test("scan, avatar, confirm: the browser is confirmed as the person who scanned", async () => {
-  nickname = "Jest 用户";
+  setUser("Jest 用户");
   const browser = await browserScene();
   const scanned = await api.scan(browser.scene, await api.code());
   expect(scanned.status).toBe("scanned");
@@ -72,7 +50,7 @@ test("scan, avatar, confirm: the browser is confirmed as the person who scanned"
 });
 
 test("decline, and the server's errors arrive as ApiErrors with its codes", async () => {
-  nickname = "Declining";
+  setUser("Declining");
   const browser = await browserScene();
   await api.scan(browser.scene, await api.code());
   await expect(api.pushCode(browser.scene, "not-a-code-from-wechat")).rejects.toMatchObject({ status: 400, code: "code_rejected" });
