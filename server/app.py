@@ -42,6 +42,7 @@ class Services:
     drawer: CodeDrawer
     steps: Steps
     session_middleware: Middleware
+    decoding: asyncio.Semaphore  # avatar decodes at a time
 
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -146,6 +147,7 @@ def create_app(
                 pool=db, wechat=clients, primary_appid=next(iter(clients)), hub=hub,
                 storage=storage, drawer=CodeDrawer(db, clock, dict(clients)),
                 steps=Steps(db, clock), session_middleware=session_middleware(storage),
+                decoding=asyncio.Semaphore(2),
             )
             tasks = [asyncio.create_task(hub.listen()), asyncio.create_task(hub.recheck())]
             yield

@@ -15,10 +15,13 @@ from tests.fakewechat import FakeWeChat
 from tests.helpers import new_scene, push, step
 
 
-def picture(fmt: str = "JPEG", size: tuple[int, int] = (640, 480), gps: bool = False) -> bytes:
+def picture(fmt: str = "JPEG", size: tuple[int, int] = (640, 480), gps: bool = False,
+            comment: bytes | None = None) -> bytes:
     image = Image.new("RGB", size, (200, 30, 30))
     out = io.BytesIO()
-    if gps:
+    if comment is not None:
+        image.save(out, fmt, comment=comment)
+    elif gps:
         exif = Image.Exif()
         exif[0x010F] = "CanaryCam"  # Make
         exif[0x8825] = {2: (39.0, 54.0, 0.0), 4: (116.0, 23.0, 0.0)}  # GPS IFD
@@ -79,6 +82,19 @@ async def test_the_claimant_uploads_and_the_user_gets_it(
     assert (await response.json())["user"]["avatar_url"] == url
 
 
+async def test_comments_in_the_original_do_not_survive(
+    browser: MakeBrowser, fw: FakeWeChat
+) -> None:
+    phone, scene = await scanned(browser, fw, "artist")
+    for fmt in ("JPEG", "GIF"):
+        status, body = await upload(phone, scene, fw.mint("artist"),
+                                    picture(fmt, comment=b"COMMENT-CANARY"))
+        assert status == 200, body
+        kept = await (await phone.get(body["avatar_url"].removeprefix(
+            "http://127.0.0.1:8080"))).read()
+        assert b"COMMENT-CANARY" not in kept and "comment" not in Image.open(io.BytesIO(kept)).info
+
+
 async def test_only_the_claimant_of_a_scanned_scene_may_upload(
     browser: MakeBrowser, fw: FakeWeChat
 ) -> None:
@@ -95,11 +111,15 @@ async def test_hostile_files_are_refused_before_wechat_is_asked(
 ) -> None:
     phone, scene = await scanned(browser, fw, "owner")
     calls = fw.calls["jscode2session"]
+    status, body = await upload(phone, "Z" * 24, fw.mint("owner"), png_bomb())
+    assert (status, body["error"]) == (404, "scene_not_found")  # nothing decoded for it
     for data in (
         b"not an image at all",
         b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
         b"GIF89a<html><script>alert(1)</script></html>",
         png_bomb(),
+        png_bomb(2100),  # just over the cap, far below Pillow's own bomb limit
+        picture("PNG", (1000, 100)),  # too narrow to be a face
         picture("BMP", (32, 32)),
         picture("PNG")[:60],
     ):

@@ -25,6 +25,7 @@ beforeEach(() => {
     options.success({ statusCode: 200, data: JSON.stringify({ avatar_url: BASE + "/api/avatars/x.jpg" }) });
   });
   wx.getAppBaseInfo = () => ({ language: "zh_CN" });
+  wx.compressImage = jest.fn(({ src, success }) => success({ tempFilePath: src }));
   wx.getEnterOptionsSync = () => ({ query: {} });
 });
 
@@ -52,7 +53,9 @@ test("the scene is decoded, scanned with a fresh code, and the context is shown"
   expect(text(page, "#ctx-when")).toBe("7 秒前");
   expect(text(page, "#confirm")).toBe("确认登录");
   expect(text(page, "#decline")).toBe("拒绝");
-  expect(page.querySelector("#confirm").dom.className).toBe(page.querySelector("#decline").dom.className);
+  const confirm = page.querySelector("#confirm").dom, decline = page.querySelector("#decline").dom;
+  expect(confirm.className).toBe(decline.className);
+  expect(confirm.getAttribute("type")).toBe(decline.getAttribute("type"));
 });
 
 test("Confirm sends a new code with the nickname read on submit, then says done", async () => {
@@ -168,4 +171,59 @@ test("every server error code has a message in both languages", () => {
     expect(zh.length && en.length).toBeTruthy();
     expect(code).toMatch(/^[a-z_]+$/);
   }
+});
+
+test("a picture the server will not take sends the person back to the form, without it", async () => {
+  answer("/api/scenes/S7/scan", 200, { status: "scanned", context: CONTEXT });
+  answer("/api/pushCode", 200, { ok: true, user: { id: "1" } });
+  wx.compressImage = jest.fn(({ src, success }) => success({ tempFilePath: src + ".small" }));
+  wx.uploadFile = jest.fn((options) => {
+    uploads.push(options.filePath);
+    options.success({ statusCode: 413, data: JSON.stringify({ error: "body_too_large" }) });
+  });
+  const page = render();
+  page.instance.onLoad({ scene: "S7" });
+  await settle();
+  page.querySelector("#avatar").dispatchEvent("chooseavatar", { detail: { avatarUrl: "wxfile://big.jpg" } });
+  page.querySelector("#form").dispatchEvent("submit", { detail: { value: { nickname: "Lu" } } });
+  await settle();
+  expect(uploads).toEqual(["wxfile://big.jpg.small"]);  // shrunk first
+  expect(text(page, "#form-message")).toContain("图片太大");
+  expect(page.querySelector("#confirm")).toBeTruthy();
+  page.querySelector("#form").dispatchEvent("submit", { detail: { value: { nickname: "Lu" } } });
+  await settle();
+  expect(uploads).toHaveLength(1);  // not again: the picture was dropped
+  expect(requests.at(-1)).toMatchObject({ url: BASE + "/api/pushCode", data: { scene: "S7", nickName: "Lu" } });
+  expect(text(page, "#status")).toBe("已登录，请回到电脑上继续。");
+});
+
+test("a retried confirmation keeps the nickname typed before", async () => {
+  answer("/api/scenes/S8/scan", 200, { status: "scanned", context: CONTEXT });
+  answer("/api/pushCode", 503, { error: "wechat_busy" });
+  const page = render();
+  page.instance.onLoad({ scene: "S8" });
+  await settle();
+  page.querySelector("#form").dispatchEvent("submit", { detail: { value: { nickname: "Mo" } } });
+  await settle();
+  answer("/api/pushCode", 200, { ok: true, user: { id: "1" } });
+  page.querySelector("#retry").dispatchEvent("tap");
+  await settle();
+  expect(requests.slice(1).map((r) => r.data)).toEqual([
+    { scene: "S8", code: "code-2", nickName: "Mo" }, { scene: "S8", code: "code-3", nickName: "Mo" },
+  ]);
+});
+
+test("after an in-app rescan, showing the page again keeps the new scene", async () => {
+  answer("/api/scenes/A1/scan", 200, { status: "scanned", context: CONTEXT });
+  answer("/api/scenes/B2/scan", 200, { status: "scanned", context: Object.assign({}, CONTEXT, { site: "b.example" }) });
+  wx.getEnterOptionsSync = () => ({ query: { scene: "A1" } });
+  wx.scanCode = jest.fn(({ success }) => success({ path: "pages/login/login?scene=B2" }));
+  const page = render();
+  page.instance.onLoad({ scene: "A1" });
+  await settle();
+  page.instance.rescan();
+  page.instance.onShow();  // WeChat shows the page again after the camera
+  await settle();
+  expect(requests.map((r) => r.url.replace(BASE, ""))).toEqual(["/api/scenes/A1/scan", "/api/scenes/B2/scan"]);
+  expect(text(page, "#ctx-site")).toBe("b.example");
 });

@@ -158,7 +158,12 @@ async def upload_avatar(request: web.Request) -> web.Response:
     scene, code = inputs.scene(fields.get("scene")), inputs.code(fields.get("code"))
     wechat = pick_app(request, fields)
     original = upload.file.read()
-    image = await avatars.process(original)  # a bad image costs no WeChat call
+    # Nothing is decoded for a scene nobody scanned, and a bad image costs no WeChat call.
+    async with acquire(services.pool) as conn:
+        found, now = await scenes.get(conn, scene), clock.now()
+    if found is None or found.state(now) != "scanned":
+        raise scenes.refuse(found, now)
+    image = await avatars.process(original, services.decoding)
 
     async def keep(wx: WxSession) -> Answer:
         claimant = user_key(wechat.appid, wx)

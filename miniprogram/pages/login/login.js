@@ -34,6 +34,19 @@ function sceneOf(value) {
   try { return decodeURIComponent(value); } catch (e) { return ""; }
 }
 
+// Uploads are limited to 64 KiB: let WeChat shrink the picture first (it can only recompress
+// JPEG on iOS; a picture still too large comes back as body_too_large and is dropped).
+function shrink(filePath) {
+  return new Promise((resolve) => {
+    if (!wx.compressImage) { resolve(filePath); return; }
+    wx.compressImage({
+      src: filePath, quality: 60, compressedWidth: 256,
+      success: (res) => resolve(res.tempFilePath || filePath),
+      fail: () => resolve(filePath),
+    });
+  });
+}
+
 Component({
   data: {
     state: "loading", scene: "", context: null, when: "", message: "", action: "",
@@ -43,13 +56,19 @@ Component({
     onLoad(options) {
       const lang = language();
       this.setData({ lang: lang, t: WORDS[lang] });
-      this.enter(sceneOf(options && options.scene));
+      this.enteredScene = sceneOf(options && options.scene);
+      this.enter(this.enteredScene);
     },
     onShow() {
       // A mini program still running may be shown again by a new scan without a new onLoad.
+      // Only a scene WeChat entered with that we have not seen counts: after an in-app
+      // rescan the enter options still name the old one.
       const entered = wx.getEnterOptionsSync ? wx.getEnterOptionsSync() : null;
       const scene = sceneOf(entered && entered.query && entered.query.scene);
-      if (scene && scene !== this.data.scene) this.enter(scene);
+      if (scene && scene !== this.enteredScene) {
+        this.enteredScene = scene;
+        this.enter(scene);
+      }
     },
     async enter(scene) {
       this.lastStep = "scan";
@@ -64,7 +83,7 @@ Component({
           state: "confirm", context: context,
           when: this.data.t.secondsAgo.replace("{n}", context.created_seconds_ago || 0),
         });
-      } catch (error) { this.fail(error); }
+      } catch (error) { if (scene === this.data.scene) this.fail(error); }
     },
     onChooseAvatar(event) {
       // A temporary local file: it is uploaded, never its wxfile:// path stored.
@@ -73,12 +92,29 @@ Component({
     async confirm(event) {
       if (this.data.state === "working") return;
       this.lastStep = "confirm";
-      // The nickname input is content-checked and may be cleared on blur: read it on submit.
-      const nickname = ((event && event.detail && event.detail.value && event.detail.value.nickname) || "").trim();
-      this.setData({ state: "working" });
+      // The nickname input is content-checked and may be cleared on blur: read it on submit
+      // (and keep it for a retry, which has no form event).
+      if (event && event.detail && event.detail.value) {
+        this.nickname = (event.detail.value.nickname || "").trim();
+      }
+      const nickname = this.nickname || "";
+      this.setData({ state: "working", message: "" });
+      const scene = this.data.scene;
+      if (this.data.avatarPath) {
+        try {
+          await api.uploadAvatar(scene, await api.code(), await shrink(this.data.avatarPath));
+        } catch (error) {
+          if (error.code === "body_too_large" || error.code === "invalid_avatar") {
+            // The picture is the problem, not the login: back to the form without it.
+            const described = messages.describe(error, this.data.lang);
+            this.setData({ state: "confirm", avatarPath: "", message: described.text });
+            return;
+          }
+          this.fail(error);
+          return;
+        }
+      }
       try {
-        const scene = this.data.scene;
-        if (this.data.avatarPath) await api.uploadAvatar(scene, await api.code(), this.data.avatarPath);
         await api.pushCode(scene, await api.code(), nickname ? { nickName: nickname } : {});
         this.setData({ state: "done" });
       } catch (error) { this.fail(error); }
