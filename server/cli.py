@@ -13,6 +13,7 @@ from contextlib import contextmanager
 import asyncpg
 from aiohttp import web
 
+from . import users
 from .app import create_app
 from .clock import SystemClock
 from .embedded_pg import EmbeddedPostgres, EmbeddedPostgresError
@@ -88,7 +89,12 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="serve in the foreground until SIGINT/SIGTERM")
     commands.add_parser("migrate", help="apply database migrations, then exit")
+    owner = commands.add_parser("users", help="list, show, disable or enable users")
+    owner.add_argument("action", choices=("list", "show", "disable", "enable"))
+    owner.add_argument("user_id", nargs="?", type=int)
     args = parser.parse_args(argv)
+    if args.command == "users" and args.action != "list" and args.user_id is None:
+        parser.error(f"wxlogin users {args.action} needs a user id")
 
     settings = _settings()
     # aiohttp-session keeps its session under a string request key, as its API requires.
@@ -101,6 +107,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.command == "serve":
         serve(settings)
+    elif args.command == "users":
+        with database(settings) as ready:
+            assert ready.database_url is not None
+            try:
+                lines = asyncio.run(users.run(ready.database_url, args.action, args.user_id))
+            except users.NoSuchUser:
+                print(f"wxlogin: there is no user {args.user_id}", file=sys.stderr)
+                raise SystemExit(1) from None
+        print("\n".join(lines))
     else:
         with database(settings) as ready:
             assert ready.database_url is not None

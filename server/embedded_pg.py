@@ -136,6 +136,12 @@ class EmbeddedPostgres:
             _make_traversable(self.bin.parent)
         if not (self.pgdata / "PG_VERSION").exists():
             self._init()
+        running = self._running_socket_dir()
+        if running is not None:
+            # Another wxlogin (e.g. `serve` while the owner runs `wxlogin users`) started it:
+            # use it, and leave stopping it to that process.
+            self._socket_dir = running
+            return self.url
         socket_dir = self.data_dir / "run"
         if len(str(socket_dir)) > SOCKET_PATH_MAX - 15:
             socket_dir = Path(tempfile.mkdtemp(prefix="wxpg-"))
@@ -173,6 +179,18 @@ class EmbeddedPostgres:
             time.sleep(0.02)
         self.stop()
         raise EmbeddedPostgresError(f"PostgreSQL did not become ready within {timeout:.0f} s")
+
+    def _running_socket_dir(self) -> Path | None:
+        """The socket folder of a PostgreSQL already serving this cluster, if one is."""
+        try:
+            lines = (self.pgdata / "postmaster.pid").read_text().splitlines()
+            pid = int(lines[0])
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            return None
+        if b"postgres" not in command or len(lines) < 8 or lines[7].strip() != "ready":
+            return None
+        return Path(lines[4].strip())
 
     @property
     def url(self) -> str:

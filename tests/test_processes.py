@@ -198,3 +198,26 @@ def test_wxlogin_migrate_applies_then_reports_up_to_date(tmp_path: Path) -> None
     assert runs[0].stdout.strip() == "applied: " + ", ".join(m.name for m in discover())
     assert runs[1].stdout.strip() == "the database is up to date"
     assert not postgres_running(tmp_path / "data")
+
+
+async def test_wxlogin_users_uses_the_embedded_database_a_server_is_running(
+    fw: FakeWeChat, tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    data, port = tmp_path / "data", free_port()
+    env = {"WXLOGIN_PORT": str(port), "WXLOGIN_APPID": APPID, "WXLOGIN_SECRET": SECRET,
+           "WXLOGIN_WECHAT_API_BASE": fw.url, "WXLOGIN_DATA_DIR": str(data),
+           "WXLOGIN_DATABASE_URL": "", "DATABASE_URL": ""}
+    log = tmp_path / "serve.log"
+    processes.append(spawn(env, log))
+    await until_healthy(port, processes[-1], log)
+    listing = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server", "users", "list", cwd=ROOT, env={**os.environ, **env},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(listing.communicate(), 60)
+    assert listing.returncode == 0, err.decode()
+    assert "nickname" in out.decode()
+    assert postgres_running(data)  # still the server's, still up
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+            assert response.status == 200
