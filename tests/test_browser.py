@@ -288,3 +288,64 @@ async def test_the_page_follows_the_mini_programs_own_requests(
     else:
         await expect(desk.locator("#wxlogin")).to_have_attribute("data-state", "denied",
                                                                   timeout=TIMEOUT)
+
+
+BLOG_POST = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<style>button { background: red !important; } .who { display: none; }</style></head>
+<body><h1>A static blog post</h1><div id="corner" data-wxlogin></div>
+<ol id="events"></ol>
+<script>
+for (const name of ["wxlogin:login", "wxlogin:logout"]) {
+  document.addEventListener(name, (e) => {
+    const item = document.createElement("li");
+    item.textContent = name + " " + (e.detail.user ? e.detail.user.nickname : "");
+    document.getElementById("events").append(item);
+  });
+}
+</script>
+<script src="/static/wxlogin.js" defer></script></body></html>"""
+
+
+async def test_the_widget_on_a_plain_static_page(
+    sandbox_server: TestServer, chromium: Browser
+) -> None:
+    widget = (ROOT / "server" / "static" / "wxlogin.js").read_bytes()
+    assert len(widget) < 10 * 1024, len(widget)
+    base = str(sandbox_server.make_url("")).rstrip("/")
+    page = await (await chromium.new_context(locale="en-US")).new_page()
+    # A page of the same site that the login server knows nothing about.
+    await page.route(f"{base}/blog/post.html",
+                     lambda route: route.fulfill(body=BLOG_POST, content_type="text/html"))
+    await page.goto(f"{base}/blog/post.html")
+    button = page.locator("#corner button.go")
+    await expect(button).to_have_text("Log in with WeChat", timeout=TIMEOUT)
+    color = await button.evaluate("b => getComputedStyle(b).backgroundColor")
+    assert color != "rgb(255, 0, 0)"  # the host page's styles do not reach into the widget
+    await button.click()
+    code = page.locator("#corner dialog img")
+    await expect(code).to_be_visible(timeout=TIMEOUT)
+    await page.wait_for_function(
+        "document.querySelector('#corner').shadowRoot.querySelector('dialog img').naturalWidth > 0"
+    )
+    shot = ARTIFACTS / "widget-code.png"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await code.screenshot(path=str(shot))
+    phone_url = zxingcpp.read_barcodes(Image.open(shot))[0].text
+    await snap(page, "11-widget-dialog")
+
+    scene = phone_url.rsplit("=", 1)[1]
+    await phone_step(base, "scan", scene, "<b>Lin</b>")
+    await expect(page.locator("#corner [role=status]")).to_have_text(
+        "Scanned. Confirm on your phone", timeout=TIMEOUT)
+    await phone_step(base, "confirm", scene, "<b>Lin</b>")
+    await expect(page.locator("#corner .name")).to_have_text("<b>Lin</b>", timeout=TIMEOUT)
+    await expect(page.locator("#corner dialog")).to_have_count(0)
+    await expect(page.locator("#events li")).to_have_text(["wxlogin:login <b>Lin</b>"])
+    await snap(page, "12-widget-logged-in")
+
+    await page.reload()  # a visitor who comes back is still logged in
+    await expect(page.locator("#corner .name")).to_have_text("<b>Lin</b>", timeout=TIMEOUT)
+    await page.locator("#corner a[part=logout]").click()
+    await expect(page.locator("#corner button.go")).to_be_visible(timeout=TIMEOUT)
+    await expect(page.locator("#events li")).to_have_text(
+        ["wxlogin:login <b>Lin</b>", "wxlogin:logout <b>Lin</b>"])
