@@ -36,7 +36,8 @@ class Services:
 
     pool: asyncpg.Pool
     wechat: Mapping[str, WeChat]
-    primary_appid: str
+    primary_appid: str  # the mini program meant when a request names none
+    draw_appid: str  # the mini program whose codes new scenes show
     hub: Hub
     storage: PgStorage
     drawer: CodeDrawer
@@ -143,8 +144,11 @@ def create_app(
                 db, clock, cookie_secret, ttl=settings.session_ttl,
                 secure=settings.secure_cookies,
             )
+            primary = next(iter(clients))
+            draws = settings.draw_appid
             app[SERVICES] = Services(
-                pool=db, wechat=clients, primary_appid=next(iter(clients)), hub=hub,
+                pool=db, wechat=clients, primary_appid=primary,
+                draw_appid=draws if draws is not None and draws in clients else primary, hub=hub,
                 storage=storage, drawer=CodeDrawer(db, clock, dict(clients)),
                 steps=Steps(db, clock), session_middleware=session_middleware(storage),
                 decoding=asyncio.Semaphore(2),

@@ -53,6 +53,7 @@ class Settings:
     log_level: str = "INFO"
     sandbox_force: bool = False
     place_header: str | None = None
+    draw_appid: str | None = None
 
     @property
     def sandbox(self) -> bool:
@@ -165,6 +166,11 @@ class Settings:
             problems.append(
                 "WXLOGIN_PLACE_HEADER is believed only from WXLOGIN_TRUSTED_PROXIES: set both"
             )
+        draw = text("WXLOGIN_DRAW_APPID")
+        if draw is not None and draw != appid and draw not in {a.appid for a in apps}:
+            problems.append(
+                "WXLOGIN_DRAW_APPID must be WXLOGIN_APPID or one of the appids in WXLOGIN_APPS"
+            )
         if apps and appid is None:
             problems.append("WXLOGIN_APPS needs a primary WXLOGIN_APPID/WXLOGIN_SECRET too")
 
@@ -207,6 +213,7 @@ class Settings:
             log_level=log_level,
             sandbox_force=sandbox_force,
             place_header=text("WXLOGIN_PLACE_HEADER"),
+            draw_appid=text("WXLOGIN_DRAW_APPID"),
         )
         if problems:
             raise SettingsError(problems)

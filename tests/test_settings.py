@@ -140,3 +140,10 @@ def test_every_error_code_is_documented() -> None:
     documented = (ROOT / "docs" / "api.md").read_text()
     missing = sorted(code for code in codes if f"`{code}`" not in documented)
     assert not missing, f"docs/api.md does not list {missing}"
+
+
+def test_the_drawing_app_must_be_a_configured_one() -> None:
+    env = {**CREDENTIALS, "WXLOGIN_APPS": "wx2:s2"}
+    assert Settings.from_env({**env, "WXLOGIN_DRAW_APPID": "wx2"}).draw_appid == "wx2"
+    with pytest.raises(SettingsError, match="WXLOGIN_DRAW_APPID"):
+        Settings.from_env({**env, "WXLOGIN_DRAW_APPID": "wx9"})

@@ -236,3 +236,26 @@ async def test_profile_is_returned_same_shape_for_new_and_known_users(
     second = await (await push(phone, await new_scene(b1), fw.mint("gina"))).json()
     assert first.keys() == second.keys() and first["user"].keys() == second["user"].keys()
     assert APPID not in str(first) and "gina" not in str(first)
+
+
+async def test_the_drawing_app_can_be_switched_without_losing_users(
+    make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat
+) -> None:
+    fw.apps["wx-standby"] = "standby-secret"
+    standby = (App("wx-standby", "standby-secret"),)
+    before = await make_server(apps=standby)
+    b1, phone = await browser(before), await browser(before)
+    scene = await new_scene(b1)
+    await b1.get(f"/api/scenes/{scene}/code")
+    first = await (await push(phone, scene, fw.mint("p-openid", "union-x"))).json()
+
+    after = await make_server(apps=standby, draw_appid="wx-standby")  # the primary is suspended
+    b2, phone2 = await browser(after), await browser(after)
+    scene = await new_scene(b2)
+    await b2.get(f"/api/scenes/{scene}/code")
+    second = await push(phone2, scene, fw.mint("s-openid", "union-x", appid="wx-standby"),
+                        appid="wx-standby")
+    assert second.status == 200
+    assert (await second.json())["user"]["id"] == first["user"]["id"]
+    assert len(fw.drawn) == 2  # one code per scene, the second drawn with the standby's token
+    assert set(fw.tokens) == {APPID, "wx-standby"}

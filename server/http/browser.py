@@ -78,7 +78,7 @@ async def create_scene(request: web.Request) -> web.Response:
         scene = await scenes.create(
             conn,
             owner=owner,
-            appid=services.primary_appid,
+            appid=services.draw_appid,
             browser_agent=header_text(request.headers.get("User-Agent", ""), 512),
             browser_ip=client_ip(request, settings.trusted_proxies),
             browser_place=header_text(
@@ -109,7 +109,7 @@ async def scene_code(request: web.Request) -> web.Response:
         raise SceneExpired()
     if state not in scenes.OPEN:
         raise SceneClosed()
-    appid = found.appid if found.appid in services.wechat else services.primary_appid
+    appid = found.appid if found.appid in services.wechat else services.draw_appid
     image = await services.drawer.get(name, appid)
     return web.Response(body=image.data, content_type=image.content_type)
 
