@@ -27,19 +27,7 @@ sys.path.insert(0, str(ROOT))
 from server.embedded_pg import EmbeddedPostgres  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.fakewechat import APPID, SECRET, FakeWeChat  # noqa: E402
-
-
-async def healthy(url: str) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(600):
-            try:
-                async with http.get(f"{url}/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit(f"{url} never became healthy")
+from tests.helpers import until_healthy  # noqa: E402
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -69,8 +57,8 @@ async def run(logins: int) -> None:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     a, b = (f"http://127.0.0.1:{port}" for port in ports)
     try:
-        for target in (a, b):
-            await healthy(target)
+        for port in ports:
+            await until_healthy(port)
         rows = []
         async with aiohttp.ClientSession() as phone:
             for label, push_to in (("one process", a), ("across two processes", b)):

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import time
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import ClientResponse
 
 from tests.conftest import Browser
@@ -62,3 +67,25 @@ def api_error_codes() -> set[str]:
         return found
 
     return {cls.code for cls in subclasses(ApiError)} - {"scene_conflict"}  # abstract parent
+
+
+async def until_healthy(
+    port: int, process: subprocess.Popen[bytes] | None = None, log: Path | None = None
+) -> None:
+    """Wait (up to 60 s) for a `wxlogin serve` on `port` to answer /healthz; a process that
+    dies meanwhile fails at once, with its log."""
+    def output() -> str:
+        return log.read_text() if log is not None else ""
+
+    deadline = time.monotonic() + 60
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            assert process is None or process.poll() is None, output()
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"server on {port} never became healthy:\n{output()}")

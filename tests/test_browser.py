@@ -157,16 +157,23 @@ async def test_expiry_shows_and_refresh_makes_a_new_code(
     assert second != first and desk.url == f"{base}/login"  # a new scene, not a reload
 
 
+async def page_whose_draw_failed(
+    make_server: MakeServer, fw: FakeWeChat, chromium: Browser
+) -> Page:
+    """The login page (against the WeChat stand-in) after WeChat refused to draw its code."""
+    server = await make_server(listen=True)
+    fw.fail("getwxacodeunlimit", Fault(errcode=-1))
+    desk = await (await chromium.new_context(locale="en-US")).new_page()
+    await desk.goto(str(server.make_url("/login")))
+    await expect(desk.locator("#wxlogin")).to_have_attribute("data-state", "unavailable",
+                                                              timeout=TIMEOUT)
+    return desk
+
+
 async def test_wechat_failing_to_draw_shows_a_retry(
     make_server: MakeServer, fw: FakeWeChat, chromium: Browser
 ) -> None:
-    server = await make_server(listen=True)
-    base = str(server.make_url("")).rstrip("/")
-    fw.fail("getwxacodeunlimit", Fault(errcode=-1))
-    desk = await (await chromium.new_context(locale="en-US")).new_page()
-    await desk.goto(f"{base}/login")
-    await expect(desk.locator("#wxlogin")).to_have_attribute("data-state", "unavailable",
-                                                              timeout=TIMEOUT)
+    desk = await page_whose_draw_failed(make_server, fw, chromium)
     await expect(desk.locator("#wxlogin-status")).to_contain_text("WeChat cannot draw")
     await expect(desk.locator("#wxlogin-code")).to_be_hidden()
     await snap(desk, "9-wechat-unavailable")
@@ -242,13 +249,7 @@ async def test_a_lost_code_fetch_retries_by_itself(
 async def test_a_failed_draw_retried_after_expiry_offers_a_new_code(
     make_server: MakeServer, fw: FakeWeChat, chromium: Browser, clock: FakeClock
 ) -> None:
-    server = await make_server(listen=True)
-    base = str(server.make_url("")).rstrip("/")
-    fw.fail("getwxacodeunlimit", Fault(errcode=-1))
-    desk = await (await chromium.new_context(locale="en-US")).new_page()
-    await desk.goto(f"{base}/login")
-    await expect(desk.locator("#wxlogin")).to_have_attribute("data-state", "unavailable",
-                                                              timeout=TIMEOUT)
+    desk = await page_whose_draw_failed(make_server, fw, chromium)
     clock.advance(301)
     await desk.locator("#wxlogin-refresh").click()  # "Try again": the scene is gone by now
     await expect(desk.locator("#wxlogin")).to_have_attribute("data-state", "expired",

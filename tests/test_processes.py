@@ -18,6 +18,7 @@ import pytest
 from server.migrations import discover
 from tests.conftest import free_port
 from tests.fakewechat import APPID, SECRET, FakeWeChat
+from tests.helpers import until_healthy
 
 ROOT = Path(__file__).parent.parent
 
@@ -28,21 +29,6 @@ def spawn(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
             [sys.executable, "-m", "server", "serve"], cwd=ROOT,
             env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT,
         )
-
-
-async def until_healthy(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text()
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"server on {port} never became healthy:\n{log.read_text()}")
 
 
 @pytest.fixture

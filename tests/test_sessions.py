@@ -141,11 +141,7 @@ async def test_a_lost_login_answer_is_delivered_again_with_the_same_session(
     pre_login = session_cookie(b1)
     assert pre_login is not None
     await push(await browser(), scene, fw.mint())
-
-    lost = await with_cookie(browser, pre_login)  # the first answer, whose cookie never arrives
-    status, body = await poll(lost, scene, wait=0)
-    minted = session_cookie(lost)
-    assert status == 200 and body["status"] == "confirmed" and minted != pre_login
+    minted = await login_lost(browser, b1, scene)
 
     status, body = await poll(b1, scene, wait=0)  # b1 still holds the pre-login cookie
     assert status == 200 and body["status"] == "confirmed" and "user" in body
