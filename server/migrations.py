@@ -2,6 +2,11 @@
 
 A session-level advisory lock serialises runners, so two processes starting at once migrate once.
 Released files are never edited; a change is a new file.
+
+Everything lives in the `wxlogin` schema, so the login can share a database (and a pool) with
+the site it serves: a host's own `users` or `schema_migrations` table never meets ours. The
+files name tables bare and run with the schema as their search_path; queries at run time name
+the schema themselves, since a shared pool's connections carry the host's search_path.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from .db import Conn
 log = logging.getLogger("wxlogin.migrations")
 
 LOCK_KEY = 0x77786C6F67696E  # "wxlogin"
+SCHEMA = "wxlogin"
 NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
@@ -50,19 +56,24 @@ async def migrate(conn: Conn, folder: Path | None = None) -> list[str]:
     applied: list[str] = []
     await conn.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
     try:
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
         await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            f"CREATE TABLE IF NOT EXISTS {SCHEMA}.schema_migrations ("
             " version text PRIMARY KEY, name text NOT NULL,"
             " applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        done = {
+            r["version"]
+            for r in await conn.fetch(f"SELECT version FROM {SCHEMA}.schema_migrations")
+        }
         for migration in migrations:
             if migration.version in done:
                 continue
             async with conn.transaction():
+                await conn.execute(f"SET LOCAL search_path TO {SCHEMA}")
                 await conn.execute(migration.sql)
                 await conn.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                    f"INSERT INTO {SCHEMA}.schema_migrations (version, name) VALUES ($1, $2)",
                     migration.version,
                     migration.name,
                 )

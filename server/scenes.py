@@ -92,7 +92,8 @@ async def create(
     expires_at: datetime,
 ) -> Scene:
     row = await conn.fetchrow(
-        f"INSERT INTO scenes (scene, owner, appid, browser_agent, browser_ip, browser_place,"
+        "INSERT INTO wxlogin.scenes (scene, owner, appid, browser_agent, browser_ip,"
+        " browser_place,"
         f" created_at, updated_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)"
         f" RETURNING {COLUMNS}",
         new_scene(), owner, appid, browser_agent, browser_ip, browser_place, now, expires_at,
@@ -103,7 +104,8 @@ async def create(
 
 
 async def get(conn: Conn, scene: str) -> Scene | None:
-    return _scene(await conn.fetchrow(f"SELECT {COLUMNS} FROM scenes WHERE scene = $1", scene))
+    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM wxlogin.scenes WHERE scene = $1", scene)
+    return _scene(row)
 
 
 async def get_owned(conn: Conn, scene: str, owner: str | None) -> Scene:
@@ -155,7 +157,7 @@ async def transition(
 ) -> Scene:
     target, from_pending = TARGETS[step]
     row = await conn.fetchrow(
-        f"UPDATE scenes SET status = $2, claimant = $3, user_id = COALESCE($4, user_id),"
+        f"UPDATE wxlogin.scenes SET status = $2, claimant = $3, user_id = COALESCE($4, user_id),"
         f" updated_at = $5"
         f" WHERE scene = $1 AND expires_at > $5"
         f" AND ((status = 'pending' AND $6) OR (status = 'scanned' AND claimant = $3))"
@@ -175,7 +177,7 @@ async def open_login_gate(
     """The single-use gate that turns a confirmed scene into a logged-in browser."""
     return _scene(
         await conn.fetchrow(
-            f"UPDATE scenes SET login_nonce = $3, updated_at = $4"
+            f"UPDATE wxlogin.scenes SET login_nonce = $3, updated_at = $4"
             f" WHERE scene = $1 AND owner = $2 AND status = 'confirmed' AND login_nonce IS NULL"
             f" RETURNING {COLUMNS}",
             scene, owner, nonce, now,
@@ -184,5 +186,7 @@ async def open_login_gate(
 
 
 async def statuses(conn: Conn, scenes: list[str]) -> list[Scene]:
-    rows = await conn.fetch(f"SELECT {COLUMNS} FROM scenes WHERE scene = ANY($1::text[])", scenes)
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} FROM wxlogin.scenes WHERE scene = ANY($1::text[])", scenes
+    )
     return [Scene(**dict(row)) for row in rows]

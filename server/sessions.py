@@ -64,7 +64,8 @@ class PgStorage(AbstractStorage):
         id_hash = self.id_hash(session_id)
         async with acquire(self._pool) as conn:
             row = await conn.fetchrow(
-                "SELECT data, predecessor FROM sessions WHERE id_hash = $1 AND expires_at > $2",
+                "SELECT data, predecessor FROM wxlogin.sessions WHERE id_hash = $1 AND"
+                " expires_at > $2",
                 id_hash, self._clock.now(),
             )
             if row is None:
@@ -73,9 +74,10 @@ class PgStorage(AbstractStorage):
                 # First use of a post-login session: the pre-login session, and any other
                 # session minted to succeed it (two tabs, two scenes), are now worthless.
                 await conn.execute(
-                    "WITH old AS (SELECT predecessor FROM sessions WHERE id_hash = $1),"
-                    " cleared AS (UPDATE sessions SET predecessor = NULL WHERE id_hash = $1)"
-                    " DELETE FROM sessions WHERE id_hash <> $1"
+                    "WITH old AS (SELECT predecessor FROM wxlogin.sessions WHERE id_hash = $1),"
+                    " cleared AS ("
+                    "UPDATE wxlogin.sessions SET predecessor = NULL WHERE id_hash = $1)"
+                    " DELETE FROM wxlogin.sessions WHERE id_hash <> $1"
                     " AND (id_hash IN (SELECT predecessor FROM old)"
                     " OR predecessor IN (SELECT predecessor FROM old))",
                     id_hash,
@@ -98,7 +100,7 @@ class PgStorage(AbstractStorage):
                 session_id = new_session_id()
                 session.set_new_identity(session_id)
                 expires_at = await conn.fetchval(
-                    "INSERT INTO sessions (id_hash, data, user_id, created_at, expires_at)"
+                    "INSERT INTO wxlogin.sessions (id_hash, data, user_id, created_at, expires_at)"
                     " VALUES ($1, $2::jsonb, $3, $4, $5) RETURNING expires_at",
                     self.id_hash(session_id), json.dumps(data), data.get("user_id"),
                     now, now + self.ttl,
@@ -106,7 +108,7 @@ class PgStorage(AbstractStorage):
             else:
                 # UPDATE only: a row deleted meanwhile (logout elsewhere) must stay deleted.
                 expires_at = await conn.fetchval(
-                    "UPDATE sessions SET data = $2::jsonb, user_id = $3"
+                    "UPDATE wxlogin.sessions SET data = $2::jsonb, user_id = $3"
                     " WHERE id_hash = $1 AND expires_at > $4 RETURNING expires_at",
                     self.id_hash(session_id), json.dumps(data), data.get("user_id"), now,
                 )
@@ -122,8 +124,9 @@ class PgStorage(AbstractStorage):
         cookie was lost, that successor."""
         async with acquire(self._pool) as conn:
             await conn.execute(
-                "WITH gone AS (DELETE FROM sessions WHERE id_hash = $1 RETURNING predecessor)"
-                " DELETE FROM sessions WHERE id_hash IN (SELECT predecessor FROM gone)"
+                "WITH gone AS (DELETE FROM wxlogin.sessions WHERE id_hash = $1 RETURNING"
+                " predecessor)"
+                " DELETE FROM wxlogin.sessions WHERE id_hash IN (SELECT predecessor FROM gone)"
                 " OR predecessor = $1",
                 self.id_hash(session_id),
             )
@@ -159,7 +162,8 @@ class PgStorage(AbstractStorage):
         predecessor = self.id_hash(current.identity) if current.identity else None
         data = {"browser": browser, "user_id": user_id}
         await conn.execute(
-            "INSERT INTO sessions (id_hash, data, user_id, predecessor, created_at, expires_at)"
+            "INSERT INTO wxlogin.sessions (id_hash, data, user_id, predecessor, created_at,"
+            " expires_at)"
             " VALUES ($1, $2::jsonb, $3, $4, $5, $6)",
             self.id_hash(session_id), json.dumps(data), user_id, predecessor, now, now + self.ttl,
         )
@@ -176,7 +180,7 @@ class PgStorage(AbstractStorage):
     ) -> int | None:
         """The user of `session_id` if it was minted to succeed `current` and never used yet."""
         user_id: int | None = await conn.fetchval(
-            "SELECT user_id FROM sessions WHERE id_hash = $1 AND predecessor = $2"
+            "SELECT user_id FROM wxlogin.sessions WHERE id_hash = $1 AND predecessor = $2"
             " AND expires_at > $3",
             self.id_hash(session_id), self.id_hash(current), self._clock.now(),
         )

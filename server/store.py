@@ -32,7 +32,7 @@ USER_COLUMNS = "id, nickname, avatar_url, disabled, created_at"
 
 
 async def get_user(conn: Conn, user_id: int) -> User | None:
-    row = await conn.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", user_id)
+    row = await conn.fetchrow(f"SELECT {USER_COLUMNS} FROM wxlogin.users WHERE id = $1", user_id)
     return None if row is None else User(**dict(row))
 
 
@@ -57,37 +57,40 @@ async def upsert_user(
     if unionid:
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"u:{unionid}")
     by_identity = await conn.fetchval(
-        "SELECT user_id FROM identities WHERE appid = $1 AND openid = $2", appid, openid
+        "SELECT user_id FROM wxlogin.identities WHERE appid = $1 AND openid = $2", appid, openid
     )
     by_union = None
     if unionid:
-        by_union = await conn.fetchval("SELECT id FROM users WHERE unionid = $1", unionid)
+        by_union = await conn.fetchval("SELECT id FROM wxlogin.users WHERE unionid = $1", unionid)
     user_id = by_union or by_identity
     if user_id is None:
         user_id = await conn.fetchval(
-            "INSERT INTO users (unionid, created_at, updated_at) VALUES ($1, $2, $2) RETURNING id",
+            "INSERT INTO wxlogin.users (unionid, created_at, updated_at) VALUES ($1, $2, $2)"
+            " RETURNING id",
             unionid, now,
         )
     elif unionid and by_union is None:
         await conn.execute(
-            "UPDATE users SET unionid = $2 WHERE id = $1 AND unionid IS NULL", user_id, unionid
+            "UPDATE wxlogin.users SET unionid = $2 WHERE id = $1 AND unionid IS NULL",
+            user_id, unionid,
         )
     if by_identity is None:
         await conn.execute(
-            "INSERT INTO identities (appid, openid, user_id, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO wxlogin.identities (appid, openid, user_id, created_at)"
+            " VALUES ($1, $2, $3, $4)",
             appid, openid, user_id, now,
         )
     elif by_identity != user_id:
         # This openid was a user of its own before WeChat linked it to a unionid someone
         # already has: the unionid wins, as it names the same person across apps.
         await conn.execute(
-            "UPDATE identities SET user_id = $3 WHERE appid = $1 AND openid = $2",
+            "UPDATE wxlogin.identities SET user_id = $3 WHERE appid = $1 AND openid = $2",
             appid, openid, user_id,
         )
     if nickname in PLACEHOLDER_NICKNAMES:
         nickname = None
     row = await conn.fetchrow(
-        f"UPDATE users SET nickname = COALESCE($2, nickname),"
+        f"UPDATE wxlogin.users SET nickname = COALESCE($2, nickname),"
         f" avatar_url = COALESCE($3, avatar_url), updated_at = $4"
         f" WHERE id = $1 RETURNING {USER_COLUMNS}",
         user_id, nickname or None, avatar_url or None, now,
@@ -111,7 +114,8 @@ class LedgerEntry:
 
 async def ledger_get(conn: Conn, code_hash: bytes) -> LedgerEntry | None:
     row = await conn.fetchrow(
-        "SELECT step, scene, request_hash, answer_status, answer, created_at FROM code_ledger"
+        "SELECT step, scene, request_hash, answer_status, answer, created_at FROM"
+        " wxlogin.code_ledger"
         " WHERE code_hash = $1",
         code_hash,
     )
@@ -136,7 +140,8 @@ async def ledger_begin(
 ) -> bool:
     """Record the code's first use; False when it was already used."""
     inserted = await conn.fetchval(
-        "INSERT INTO code_ledger (code_hash, step, scene, request_hash, created_at, expires_at)"
+        "INSERT INTO wxlogin.code_ledger (code_hash, step, scene, request_hash, created_at,"
+        " expires_at)"
         " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (code_hash) DO NOTHING RETURNING true",
         code_hash, step, scene, request_hash, now, now + lifetime,
     )
@@ -147,7 +152,7 @@ async def ledger_finish(
     conn: Conn, code_hash: bytes, status: int, answer: dict[str, Any]
 ) -> None:
     await conn.execute(
-        "UPDATE code_ledger SET answer_status = $2, answer = $3::jsonb"
+        "UPDATE wxlogin.code_ledger SET answer_status = $2, answer = $3::jsonb"
         " WHERE code_hash = $1 AND answer_status IS NULL",
         code_hash, status, json.dumps(answer),
     )
@@ -158,7 +163,8 @@ async def ledger_finish(
 
 async def code_image(conn: Conn, scene: str) -> tuple[bytes, str] | None:
     row = await conn.fetchrow(
-        "SELECT code_image, code_type FROM scenes WHERE scene = $1 AND code_image IS NOT NULL",
+        "SELECT code_image, code_type FROM wxlogin.scenes WHERE scene = $1 AND code_image IS NOT"
+        " NULL",
         scene,
     )
     return None if row is None else (row["code_image"], row["code_type"])
@@ -170,7 +176,7 @@ async def lease_code_draw(
     """Only the holder of the lease asks WeChat to draw, so a scene costs one draw."""
     return bool(
         await conn.fetchval(
-            "UPDATE scenes SET drawing_until = $3 WHERE scene = $1 AND code_image IS NULL"
+            "UPDATE wxlogin.scenes SET drawing_until = $3 WHERE scene = $1 AND code_image IS NULL"
             " AND (drawing_until IS NULL OR drawing_until <= $2) RETURNING true",
             scene, now, until,
         )
@@ -181,14 +187,14 @@ async def save_code_image(
     conn: Conn, scene: str, image: bytes, content_type: str
 ) -> None:
     await conn.execute(
-        "UPDATE scenes SET code_image = $2, code_type = $3, drawing_until = NULL"
+        "UPDATE wxlogin.scenes SET code_image = $2, code_type = $3, drawing_until = NULL"
         " WHERE scene = $1",
         scene, image, content_type,
     )
 
 
 async def release_code_draw(conn: Conn, scene: str) -> None:
-    await conn.execute("UPDATE scenes SET drawing_until = NULL WHERE scene = $1", scene)
+    await conn.execute("UPDATE wxlogin.scenes SET drawing_until = NULL WHERE scene = $1", scene)
 
 
 # --- access tokens -----------------------------------------------------------------------------
@@ -196,7 +202,7 @@ async def release_code_draw(conn: Conn, scene: str) -> None:
 
 async def token_get(conn: Conn, appid: str) -> tuple[bytes, datetime] | None:
     row = await conn.fetchrow(
-        "SELECT token_sealed, expires_at FROM access_tokens WHERE appid = $1", appid
+        "SELECT token_sealed, expires_at FROM wxlogin.access_tokens WHERE appid = $1", appid
     )
     return None if row is None else (row["token_sealed"], row["expires_at"])
 
@@ -206,7 +212,8 @@ async def token_put(
     now: datetime,
 ) -> None:
     await conn.execute(
-        "INSERT INTO access_tokens (appid, token_sealed, token_hash, expires_at, updated_at)"
+        "INSERT INTO wxlogin.access_tokens (appid, token_sealed, token_hash, expires_at,"
+        " updated_at)"
         " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (appid) DO UPDATE"
         " SET token_sealed = $2, token_hash = $3, expires_at = $4, updated_at = $5",
         appid, sealed, token_hash, expires_at, now,
@@ -216,7 +223,7 @@ async def token_put(
 async def token_expire(conn: Conn, appid: str, token_hash: bytes, now: datetime) -> None:
     """Mark the token dead only if it is still the one that failed."""
     await conn.execute(
-        "UPDATE access_tokens SET expires_at = $3 WHERE appid = $1 AND token_hash = $2",
+        "UPDATE wxlogin.access_tokens SET expires_at = $3 WHERE appid = $1 AND token_hash = $2",
         appid, token_hash, now,
     )
 
@@ -228,20 +235,23 @@ async def avatar_put(
     conn: Conn, avatar_id: str, scene: str, claimant: str, image: bytes, now: datetime
 ) -> None:
     await conn.execute(
-        "INSERT INTO avatars (id, scene, claimant, image, created_at) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO wxlogin.avatars (id, scene, claimant, image, created_at) VALUES ($1, $2,"
+        " $3, $4, $5)",
         avatar_id, scene, claimant, image, now,
     )
 
 
 async def avatar_image(conn: Conn, avatar_id: str) -> bytes | None:
-    image: bytes | None = await conn.fetchval("SELECT image FROM avatars WHERE id = $1", avatar_id)
+    image: bytes | None = await conn.fetchval(
+        "SELECT image FROM wxlogin.avatars WHERE id = $1", avatar_id
+    )
     return image
 
 
 async def avatar_for(conn: Conn, scene: str, claimant: str) -> str | None:
     """The claimant's latest avatar for this scene, if they uploaded one."""
     avatar_id: str | None = await conn.fetchval(
-        "SELECT id FROM avatars WHERE scene = $1 AND claimant = $2"
+        "SELECT id FROM wxlogin.avatars WHERE scene = $1 AND claimant = $2"
         " ORDER BY created_at DESC LIMIT 1",
         scene, claimant,
     )

@@ -14,8 +14,9 @@ class NoSuchUser(Exception):
 async def list_users(conn: Conn, limit: int = 100) -> list[str]:
     rows = await conn.fetch(
         "SELECT u.id, u.nickname, u.unionid IS NOT NULL AS has_unionid, u.disabled,"
-        " u.created_at, (SELECT count(*) FROM sessions s WHERE s.user_id = u.id) AS sessions"
-        " FROM users u ORDER BY u.id DESC LIMIT $1",
+        " u.created_at, (SELECT count(*) FROM wxlogin.sessions s WHERE s.user_id = u.id) AS"
+        " sessions"
+        " FROM wxlogin.users u ORDER BY u.id DESC LIMIT $1",
         limit,
     )
     lines = [f"{'id':>6}  {'nickname':<24} {'unionid':<7} {'sessions':>8}  {'state':<8} created"]
@@ -29,14 +30,17 @@ async def list_users(conn: Conn, limit: int = 100) -> list[str]:
 
 
 async def show_user(conn: Conn, user_id: int) -> list[str]:
-    row = await conn.fetchrow("SELECT * FROM users WHERE id = $1", user_id)
+    row = await conn.fetchrow("SELECT * FROM wxlogin.users WHERE id = $1", user_id)
     if row is None:
         raise NoSuchUser(user_id)
     identities = await conn.fetch(
-        "SELECT appid, openid, created_at FROM identities WHERE user_id = $1 ORDER BY created_at",
+        "SELECT appid, openid, created_at FROM wxlogin.identities WHERE user_id = $1 ORDER BY"
+        " created_at",
         user_id,
     )
-    sessions = await conn.fetchval("SELECT count(*) FROM sessions WHERE user_id = $1", user_id)
+    sessions = await conn.fetchval(
+        "SELECT count(*) FROM wxlogin.sessions WHERE user_id = $1", user_id
+    )
     lines = [
         f"id:         {row['id']}",
         f"nickname:   {row['nickname'] or '—'}",
@@ -54,13 +58,15 @@ async def set_disabled(conn: Conn, user_id: int, disabled: bool) -> int:
     """Disable (ending every session at once) or enable; returns the sessions ended."""
     async with conn.transaction():
         found = await conn.fetchval(
-            "UPDATE users SET disabled = $2 WHERE id = $1 RETURNING id", user_id, disabled
+            "UPDATE wxlogin.users SET disabled = $2 WHERE id = $1 RETURNING id", user_id, disabled
         )
         if found is None:
             raise NoSuchUser(user_id)
         if not disabled:
             return 0
-        ended = await conn.fetch("DELETE FROM sessions WHERE user_id = $1 RETURNING 1", user_id)
+        ended = await conn.fetch(
+            "DELETE FROM wxlogin.sessions WHERE user_id = $1 RETURNING 1", user_id
+        )
         return len(ended)
 
 

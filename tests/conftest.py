@@ -57,8 +57,8 @@ async def clean_db(pg_url: str) -> AsyncIterator[None]:
     conn = await asyncpg.connect(pg_url)
     try:
         tables = await conn.fetch(
-            "SELECT quote_ident(tablename) AS name FROM pg_tables"
-            " WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
+            "SELECT 'wxlogin.' || quote_ident(tablename) AS name FROM pg_tables"
+            " WHERE schemaname = 'wxlogin' AND tablename <> 'schema_migrations'"
         )
         if tables:
             names = ", ".join(row["name"] for row in tables)

@@ -126,7 +126,7 @@ async def test_hostile_files_are_refused_before_wechat_is_asked(
         status, body = await upload(phone, scene, fw.mint("owner"), data)
         assert (status, body["error"]) == (400, "invalid_avatar"), data[:20]
     assert fw.calls["jscode2session"] == calls
-    assert await db.fetchval("SELECT count(*) FROM avatars") == 0
+    assert await db.fetchval("SELECT count(*) FROM wxlogin.avatars") == 0
 
 
 async def test_too_big_is_413_and_a_retry_is_answered_again(

@@ -166,16 +166,16 @@ def assert_logs_clean(
 async def dump(
     db: asyncpg.Connection[asyncpg.Record],
 ) -> tuple[dict[str, int], str, list[bytes]]:
-    """Every row of every public table: (row counts, text, raw byte values)."""
+    """Every row of every table of ours: (row counts, text, raw byte values)."""
     counts: dict[str, int] = {}
     parts: list[str] = []
     blobs: list[bytes] = []
     tables = await db.fetch(
-        "SELECT quote_ident(tablename) AS name FROM pg_tables WHERE schemaname = 'public'"
+        "SELECT quote_ident(tablename) AS name FROM pg_tables WHERE schemaname = 'wxlogin'"
         " ORDER BY tablename"
     )
     for table in tables:
-        rows = await db.fetch(f"SELECT * FROM {table['name']}")
+        rows = await db.fetch(f"SELECT * FROM wxlogin.{table['name']}")
         counts[table["name"]] = len(rows)
         for row in rows:
             for column, value in row.items():
@@ -283,7 +283,7 @@ async def test_no_secret_leaks_from_a_full_login(
     # The logged-in cookie is stored only as the server's keyed hash.
     logged_in = session_cookie(b1)
     assert logged_in is not None and logged_in in rec.session_ids
-    hashes = {row["id_hash"] for row in await db.fetch("SELECT id_hash FROM sessions")}
+    hashes = {row["id_hash"] for row in await db.fetch("SELECT id_hash FROM wxlogin.sessions")}
     assert storage(clock).id_hash(logged_in) in hashes
     assert hashlib.sha256(logged_in.encode()).digest() not in hashes
     await assert_database_clean(db, secret_canaries(fw, codes), session_canaries(rec))

@@ -216,11 +216,13 @@ async def _assert_untouched(b1: Browser, scene: str, db: Db) -> None:
     status, body = await poll(b1, scene, wait=0)
     assert (status, body["status"]) == (200, "pending"), body
     assert "user" not in body
-    row = await db.fetchrow("SELECT status, claimant, user_id FROM scenes WHERE scene = $1", scene)
+    row = await db.fetchrow(
+        "SELECT status, claimant, user_id FROM wxlogin.scenes WHERE scene = $1", scene
+    )
     assert row is not None
     assert (row["status"], row["claimant"], row["user_id"]) == ("pending", None, None)
-    assert await db.fetchval("SELECT count(*) FROM users") == 0
-    assert await db.fetchval("SELECT count(*) FROM identities") == 0
+    assert await db.fetchval("SELECT count(*) FROM wxlogin.users") == 0
+    assert await db.fetchval("SELECT count(*) FROM wxlogin.identities") == 0
 
 
 async def _push_raw(phone: Browser, scene: str, code: str, fields: Fields) -> tuple[int, bytes]:
@@ -250,9 +252,9 @@ async def test_valid_encrypted_data_sets_the_nickname(
     status, answer = await poll(b1, scene, wait=0)
     assert (status, answer["status"]) == (200, "confirmed")
     assert answer["user"] == body["user"]
-    users = await db.fetch("SELECT unionid, nickname FROM users")
+    users = await db.fetch("SELECT unionid, nickname FROM wxlogin.users")
     assert [tuple(row) for row in users] == [(fw.codes[code].unionid, "小明🙂")]
-    identities = await db.fetch("SELECT appid, openid FROM identities")
+    identities = await db.fetch("SELECT appid, openid FROM wxlogin.identities")
     assert [tuple(row) for row in identities] == [(APPID, fw.codes[code].openid)]
     assert fw.code_calls[code] == 1
 
@@ -279,7 +281,7 @@ async def test_stale_watermark_passes_with_the_age_check_off(
     assert (await response.json())["user"]["nickname"] == "小明🙂"
     status, answer = await poll(b1, scene, wait=0)
     assert (status, answer["status"]) == (200, "confirmed")
-    assert await db.fetchval("SELECT count(*) FROM users") == 1
+    assert await db.fetchval("SELECT count(*) FROM wxlogin.users") == 1
 
 
 async def test_a_stamp_at_the_edge_of_the_window_passes(

@@ -62,7 +62,7 @@ async def test_malformed_bodies_on_every_phone_route(
         for content_type, raw in RAW_BODIES:
             await check(await client.post(path, data=raw, headers={"Content-Type": content_type}))
     assert fw.calls["jscode2session"] == 0
-    assert await db.fetchval("SELECT count(*) FROM code_ledger") == 0
+    assert await db.fetchval("SELECT count(*) FROM wxlogin.code_ledger") == 0
 
 
 async def test_malformed_browser_requests(client: Browser) -> None:

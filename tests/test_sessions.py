@@ -130,7 +130,7 @@ async def test_logout_makes_the_cookie_worthless(
         status, _ = await poll(replay, scene, wait=0)
         assert status == 404  # the old cookie owns nothing and logs nobody in
         assert await me(replay) == 401
-    assert await db.fetchval("SELECT count(*) FROM sessions WHERE user_id IS NOT NULL") == 0
+    assert await db.fetchval("SELECT count(*) FROM wxlogin.sessions WHERE user_id IS NOT NULL") == 0
 
 
 async def test_a_lost_login_answer_is_delivered_again_with_the_same_session(
@@ -146,7 +146,7 @@ async def test_a_lost_login_answer_is_delivered_again_with_the_same_session(
     status, body = await poll(b1, scene, wait=0)  # b1 still holds the pre-login cookie
     assert status == 200 and body["status"] == "confirmed" and "user" in body
     assert session_cookie(b1) == minted  # the same session, not a second one
-    assert await db.fetchval("SELECT count(*) FROM sessions WHERE user_id IS NOT NULL") == 1
+    assert await db.fetchval("SELECT count(*) FROM wxlogin.sessions WHERE user_id IS NOT NULL") == 1
     assert await me(b1) == 200
 
     # Once the new session has been used, the pre-login cookie is gone for good.
@@ -165,7 +165,7 @@ async def test_many_tabs_polling_at_confirmation_make_one_session(
     answers = await asyncio.wait_for(asyncio.gather(*polls), 10)
     assert {status for status, _ in answers} == {200}
     assert {body["status"] for _, body in answers} == {"confirmed"}
-    assert await db.fetchval("SELECT count(*) FROM sessions WHERE user_id IS NOT NULL") == 1
+    assert await db.fetchval("SELECT count(*) FROM wxlogin.sessions WHERE user_id IS NOT NULL") == 1
     assert await me(b1) == 200
     status, body = await poll(b1, scene, wait=0)  # a repeated poll answers confirmed again
     assert status == 200 and body["status"] == "confirmed"
@@ -222,7 +222,8 @@ async def test_session_ids_are_unique_and_only_hashes_are_stored(
         await new_scene(b)
         ids.add(session_cookie(b))
     assert len(ids) == 50
-    stored = {bytes(row["id_hash"]) for row in await db.fetch("SELECT id_hash FROM sessions")}
+    rows = await db.fetch("SELECT id_hash FROM wxlogin.sessions")
+    stored = {bytes(row["id_hash"]) for row in rows}
     assert len(stored) == 50
     assert not any(cookie and cookie.encode() in stored for cookie in ids)
 
@@ -236,7 +237,7 @@ async def test_logout_with_the_pre_login_cookie_kills_its_unused_successor(
     minted = await login_lost(browser, b1, scene)
     assert (await b1.post("/api/logout")).status == 204  # b1 still holds the pre-login cookie
     assert await me(await with_cookie(browser, minted)) == 401
-    assert await db.fetchval("SELECT count(*) FROM sessions") == 0
+    assert await db.fetchval("SELECT count(*) FROM wxlogin.sessions") == 0
 
 
 async def test_two_scenes_logged_in_at_once_leave_one_session(
@@ -252,9 +253,9 @@ async def test_two_scenes_logged_in_at_once_leave_one_session(
     assert minted_first != minted_second
     assert await me(await with_cookie(browser, minted_second)) == 200  # first use
     assert await me(await with_cookie(browser, minted_first)) == 401  # its sibling is gone
-    assert await db.fetchval("SELECT count(*) FROM sessions") == 1
+    assert await db.fetchval("SELECT count(*) FROM wxlogin.sessions") == 1
     assert (await (await with_cookie(browser, minted_second)).post("/api/logout")).status == 204
-    assert await db.fetchval("SELECT count(*) FROM sessions") == 0
+    assert await db.fetchval("SELECT count(*) FROM wxlogin.sessions") == 0
 
 
 async def test_a_lost_answer_is_not_delivered_after_the_scene_expires(

@@ -37,7 +37,7 @@ async def test_fifty_concurrent_pushes_one_winner(
     assert statuses == [200] + [409] * 49
     losers = {(await r.json())["error"] for r in responses if r.status == 409}
     assert losers <= {"scene_already_confirmed", "scene_already_claimed"}
-    assert await db.fetchval("SELECT count(*) FROM users") == 1
+    assert await db.fetchval("SELECT count(*) FROM wxlogin.users") == 1
     winner = [await r.json() for r in responses if r.status == 200][0]
     status, body = await poll(b1, scene, wait=0)
     assert body["user"] == winner["user"]
@@ -130,7 +130,7 @@ async def test_identical_retry_is_answered_from_the_ledger(
     responses = await together(push(phone, scene, code), push(phone, scene, code))
     assert [r.status for r in responses] == [200, 200]
     assert fw.code_calls[code] == 1
-    assert await db.fetchval("SELECT count(*) FROM users") == 1
+    assert await db.fetchval("SELECT count(*) FROM wxlogin.users") == 1
 
 
 async def test_a_code_is_bound_to_its_first_scene_and_step(
@@ -207,7 +207,7 @@ async def test_identity_keys(
     after = await login(fw.mint("openid-late", "union-late"))
     assert before["id"] == after["id"] and after["nickname"] == "Late"
     assert await db.fetchval(
-        "SELECT unionid FROM users WHERE id = $1", int(after["id"])
+        "SELECT unionid FROM wxlogin.users WHERE id = $1", int(after["id"])
     ) == "union-late"
 
     # A code of the standby app exchanged as the primary's is refused by WeChat.
