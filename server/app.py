@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 import aiohttp
 import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
-from aiohttp_session import session_middleware
+from aiohttp_session import SESSION_KEY, STORAGE_KEY, session_middleware
 
 from .clock import Clock
 from .codes import CodeDrawer
@@ -47,6 +47,9 @@ class Services:
 
 
 SETTINGS = web.AppKey("settings", Settings)
+# The path the app is mounted under inside a host application ("" when it runs on its own):
+# every URL it hands out, in JSON, HTML and the scripts, starts with it.
+BASE = web.AppKey("base", str)
 CLOCK = web.AppKey("clock", Clock)
 SERVICES = web.AppKey("services", Services)
 
@@ -55,7 +58,15 @@ SERVICES = web.AppKey("services", Services)
 async def sessions(request: web.Request, handler: Handler) -> web.StreamResponse:
     # aiohttp-session's middleware wants its storage at construction, and the storage exists
     # only once the pool does, so it is built in services_ctx and kept with the services.
-    return await request.app[SERVICES].session_middleware(request, handler)
+    # A host application may run aiohttp-session too, under the same request keys: its
+    # session is set aside while ours is in use, so neither saves the other's.
+    theirs = {key: request.pop(key) for key in (SESSION_KEY, STORAGE_KEY) if key in request}
+    try:
+        return await request.app[SERVICES].session_middleware(request, handler)
+    finally:
+        for key in (SESSION_KEY, STORAGE_KEY):
+            request.pop(key, None)
+        request.update(theirs)
 
 
 @web.middleware
@@ -75,7 +86,8 @@ async def body_limit(request: web.Request, handler: Handler) -> web.StreamRespon
 @web.middleware
 async def api_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     response = await handler(request)
-    if request.path.startswith("/api/") or request.path == "/healthz":
+    path = request.path[len(request.app[BASE]):]
+    if path.startswith("/api/") or path == "/healthz":
         response.headers.setdefault("Cache-Control", "no-store")  # answers are per browser
     return response
 
@@ -85,24 +97,29 @@ def create_app(
     *,
     clock: Clock,
     wechat: Mapping[str, WeChat] | None = None,
-    pool: asyncpg.Pool | None = None,
+    pool: asyncpg.Pool | Callable[[], asyncpg.Pool] | None = None,
     recheck_every: float = 5.0,
+    base: str = "",
 ) -> web.Application:
     from .http import routes  # the handlers import the keys above
 
     database_url = settings.database_url
     if database_url is None:
         raise ValueError("create_app needs settings.database_url (the LISTEN connection uses it)")
+    if base and (not base.startswith("/") or base.endswith("/")):
+        raise ValueError(f"base must be empty or a path like /login, not {base!r}")
     cookie_secret = load_cookie_secret(settings)
     # Sandbox mode: the stand-in is served by this app, and the ordinary client reaches it over
     # loopback HTTP; with credentials configured it does not exist at all.
     stand_in = None
     if settings.sandbox and wechat is None:
-        stand_in = SandboxWeChat(SandboxState.load(settings.data_dir), settings.public_url, clock)
+        stand_in = SandboxWeChat(
+            SandboxState.load(settings.data_dir), settings.public_url + base, clock
+        )
     apps = (
         (App(stand_in.state.appid, stand_in.state.secret),) if stand_in else settings.all_apps
     )
-    api_base = settings.sandbox_api_base if stand_in else settings.wechat_api_base
+    api_base = settings.sandbox_api_base(base) if stand_in else settings.wechat_api_base
     if wechat is None and not apps:
         raise ValueError("create_app needs WeChat credentials or a WeChat implementation")
 
@@ -112,13 +129,17 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock
+    app[BASE] = base
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
+        # A pool given as a function is a host's, which exists only once the host has started.
         owned = pool is None
-        db = pool or await asyncpg.create_pool(
-            database_url, min_size=1, max_size=10, command_timeout=10
-        )
-        assert db is not None
+        if pool is None:
+            db = await asyncpg.create_pool(
+                database_url, min_size=1, max_size=10, command_timeout=10
+            )
+        else:
+            db = pool() if callable(pool) else pool
         http: aiohttp.ClientSession | None = None
         tasks: list[asyncio.Task[None]] = []
         try:

@@ -80,10 +80,9 @@ class Settings:
         primary = (App(self.appid, self.secret),) if self.appid and self.secret else ()
         return primary + self.apps
 
-    @property
-    def sandbox_api_base(self) -> str:
+    def sandbox_api_base(self, base: str = "") -> str:
         """Where the server reaches its own sandbox stand-in: itself, over loopback."""
-        return f"http://{url_host(reachable_host(self.host))}:{self.port}/sandbox/wechat"
+        return f"http://{url_host(reachable_host(self.host))}:{self.port}{base}/sandbox/wechat"
 
     def with_database_url(self, url: str) -> Settings:
         return replace(self, database_url=url)

@@ -57,8 +57,10 @@ async def clean_db(pg_url: str) -> AsyncIterator[None]:
     conn = await asyncpg.connect(pg_url)
     try:
         tables = await conn.fetch(
-            "SELECT 'wxlogin.' || quote_ident(tablename) AS name FROM pg_tables"
-            " WHERE schemaname = 'wxlogin' AND tablename <> 'schema_migrations'"
+            # Ours, and public ones of a host application (examples/blog's comments).
+            "SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) AS name"
+            " FROM pg_tables WHERE schemaname IN ('wxlogin', 'public')"
+            " AND (schemaname, tablename) <> ('wxlogin', 'schema_migrations')"
         )
         if tables:
             names = ", ".join(row["name"] for row in tables)

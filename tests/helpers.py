@@ -70,7 +70,8 @@ def api_error_codes() -> set[str]:
 
 
 async def until_healthy(
-    port: int, process: subprocess.Popen[bytes] | None = None, log: Path | None = None
+    port: int, process: subprocess.Popen[bytes] | None = None, log: Path | None = None,
+    path: str = "/healthz",
 ) -> None:
     """Wait (up to 60 s) for a `wxlogin serve` on `port` to answer /healthz; a process that
     dies meanwhile fails at once, with its log."""
@@ -82,7 +83,7 @@ async def until_healthy(
         while time.monotonic() < deadline:
             assert process is None or process.poll() is None, output()
             try:
-                async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                async with http.get(f"http://127.0.0.1:{port}{path}") as response:
                     if response.status == 200:
                         return
             except aiohttp.ClientError:

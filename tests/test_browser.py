@@ -10,7 +10,9 @@ import os
 import re
 import shutil
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -19,8 +21,10 @@ from aiohttp.test_utils import TestServer
 from PIL import Image
 from playwright.async_api import Browser, Page, Route, async_playwright, expect
 
+from examples.blog.app import create_blog
 from server.clock import FakeClock
-from tests.conftest import MakeServer
+from server.settings import Settings
+from tests.conftest import MakeServer, free_port
 from tests.fakewechat import FakeWeChat, Fault
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -350,3 +354,44 @@ async def test_the_widget_on_a_plain_static_page(
     await expect(page.locator("#corner button.go")).to_be_visible(timeout=TIMEOUT)
     await expect(page.locator("#events li")).to_have_text(
         ["wxlogin:login <b>Lin</b>", "wxlogin:logout <b>Lin</b>"])
+
+
+async def test_the_example_blog_with_the_login_mounted_under_a_path(
+    aiohttp_server: Any, settings: Settings, clock: FakeClock, chromium: Browser
+) -> None:
+    # Every URL the pages, their scripts and the widget use must carry the mount's prefix.
+    port = free_port()
+    sandboxed = replace(settings, appid=None, secret=None, port=port,
+                        public_url=f"http://127.0.0.1:{port}")
+    await aiohttp_server(create_blog(sandboxed, clock=clock), port=port)
+    base = f"http://127.0.0.1:{port}"
+    desk = await (await chromium.new_context(locale="en-US")).new_page()
+    await desk.goto(f"{base}/posts/hello")
+    await desk.locator("#login").click()
+    await desk.wait_for_url(f"{base}/wxlogin/login?next=/posts/hello", timeout=TIMEOUT)
+    phone_url = await read_code(desk)
+    assert phone_url.startswith(f"{base}/wxlogin/sandbox/phone?scene=")
+    phone = await (await chromium.new_context(locale="en-US")).new_page()
+    await phone.goto(phone_url)
+    await phone.locator("#phone-nickname").fill("Mei")
+    await phone.locator("#phone-continue").click()
+    await phone.locator("#phone-confirm").click()
+    await expect(phone.locator("#phone-status")).to_contain_text("Logged in", timeout=TIMEOUT)
+
+    await desk.wait_for_url(f"{base}/posts/hello", timeout=TIMEOUT)
+    await expect(desk.locator("#me")).to_have_text("Mei")
+    await desk.locator("textarea[name=body]").fill("Scanned, confirmed, commenting.")
+    await desk.locator("button[type=submit]").click()
+    await expect(desk.locator(".comment")).to_contain_text("Mei: Scanned, confirmed, commenting.")
+    await snap(desk, "13-blog-commented")
+
+    # The widget finds the mounted API beside its own script.
+    await desk.route(f"{base}/widget.html", lambda route: route.fulfill(
+        body=BLOG_POST.replace('src="/static/wxlogin.js"', 'src="/wxlogin/static/wxlogin.js"'),
+        content_type="text/html"))
+    await desk.goto(f"{base}/widget.html")
+    await expect(desk.locator("#corner .name")).to_have_text("Mei", timeout=TIMEOUT)
+    await desk.locator("#corner a[part=logout]").click()
+    await expect(desk.locator("#corner button.go")).to_be_visible(timeout=TIMEOUT)
+    await desk.goto(f"{base}/posts/hello")
+    await expect(desk.locator("#login")).to_be_visible()

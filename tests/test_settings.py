@@ -78,10 +78,10 @@ def test_the_sandbox_listens_only_on_private_addresses() -> None:
         assert Settings.from_env({"WXLOGIN_HOST": host, **CREDENTIALS}).host == host
     lan = Settings.from_env({"WXLOGIN_HOST": "192.168.1.20"})
     assert lan.public_url == "http://192.168.1.20:8080"
-    assert lan.sandbox_api_base == "http://192.168.1.20:8080/sandbox/wechat"
+    assert lan.sandbox_api_base() == "http://192.168.1.20:8080/sandbox/wechat"
     six = Settings.from_env({"WXLOGIN_HOST": "::", "WXLOGIN_SANDBOX_FORCE": "1"})
     assert six.public_url == "http://[::1]:8080"
-    assert six.sandbox_api_base == "http://[::1]:8080/sandbox/wechat"
+    assert six.sandbox_api_base() == "http://[::1]:8080/sandbox/wechat"
 
 
 def test_the_sandbox_stays_off_the_public_internet() -> None:

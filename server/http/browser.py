@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp_session import Session, get_session
 
 from .. import scenes, store
-from ..app import CLOCK, SERVICES, SETTINGS
+from ..app import BASE, CLOCK, SERVICES, SETTINGS
 from ..context import client_ip, place
 from ..db import acquire
 from ..errors import (
@@ -92,7 +92,7 @@ async def create_scene(request: web.Request) -> web.Response:
             "scene": scene.scene,
             "status": "pending",
             "expires_in": settings.scene_ttl,
-            "code_url": f"/api/scenes/{scene.scene}/code",
+            "code_url": f"{request.app[BASE]}/api/scenes/{scene.scene}/code",
         },
         status=201,
     )

@@ -15,11 +15,10 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from .. import avatars, crypto, scenes, store
-from ..app import CLOCK, SERVICES, SETTINGS
+from ..app import BASE, CLOCK, SERVICES, SETTINGS
 from ..context import describe_agent
 from ..db import acquire
 from ..errors import AvatarNotFound, BadInput, InvalidEncryptedData, SceneAlreadyClaimed
-from ..settings import Settings
 from ..steps import Answer, user_key
 from ..wechat import WeChat, WxSession
 from . import inputs
@@ -75,7 +74,7 @@ async def push_code(request: web.Request) -> web.Response:
             user = await store.upsert_user(
                 conn, appid=wechat.appid, openid=wx.openid, unionid=wx.unionid,
                 nickname=profile.nickname,
-                avatar_url=avatar_url(settings, uploaded) if uploaded else profile.avatar_url,
+                avatar_url=avatar_url(request, uploaded) if uploaded else profile.avatar_url,
                 now=clock.now(),
             )
             await scenes.transition(
@@ -141,13 +140,14 @@ async def deny(request: web.Request) -> web.Response:
     return respond(answer)
 
 
-def avatar_url(settings: Settings, avatar_id: str) -> str:
-    return f"{settings.public_url}/api/avatars/{avatar_id}.jpg"
+def avatar_url(request: web.Request, avatar_id: str) -> str:
+    base = f"{request.app[SETTINGS].public_url}{request.app[BASE]}"
+    return f"{base}/api/avatars/{avatar_id}.jpg"
 
 
 async def upload_avatar(request: web.Request) -> web.Response:
     """The fill-in avatar, from the scene's claimant (a fresh code proves who sends it)."""
-    settings, services, clock = request.app[SETTINGS], request.app[SERVICES], request.app[CLOCK]
+    services, clock = request.app[SERVICES], request.app[CLOCK]
     if request.content_type != "multipart/form-data":
         raise BadInput("Send the avatar as multipart/form-data (wx.uploadFile does).")
     form = await inputs.form(request)
@@ -177,7 +177,7 @@ async def upload_avatar(request: web.Request) -> web.Response:
             if found.claimant != claimant:
                 raise SceneAlreadyClaimed()
             await store.avatar_put(conn, avatar_id, scene, claimant, image, now)
-        return Answer(200, {"avatar_url": avatar_url(settings, avatar_id)}, {})
+        return Answer(200, {"avatar_url": avatar_url(request, avatar_id)}, {})
 
     answer = await services.steps.run(
         step="avatar", scene=scene, code=code, wechat=wechat, action=keep,

@@ -16,7 +16,7 @@ from urllib.parse import quote, unquote, urlencode, urlsplit
 from aiohttp import web
 
 from .. import i18n
-from ..app import SETTINGS
+from ..app import BASE, SETTINGS
 from .browser import current_user
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -56,18 +56,21 @@ def render(
 ) -> web.Response:
     lang = i18n.language(request)
     words = i18n.STRINGS[lang]
-    island = json.dumps({"lang": lang, "strings": words, **(data or {})}, ensure_ascii=False)
+    base = request.app[BASE]
+    island = json.dumps(
+        {"lang": lang, "strings": words, "base": base, **(data or {})}, ensure_ascii=False
+    )
     island = island.replace("<", "\\u003c")  # nothing in it can close the <script> element
     other = "en" if lang == "zh" else "zh"
     switch = escape(f"{request.path}?{urlencode({**request.query, 'lang': other})}")
-    tags = "".join(f'<script src="/static/{name}" defer></script>' for name in scripts)
+    tags = "".join(f'<script src="{base}/static/{name}" defer></script>' for name in scripts)
     html = f"""<!doctype html>
 <html lang="{'zh-CN' if lang == 'zh' else 'en'}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(words[title_key])}</title>
-<link rel="stylesheet" href="/static/wxlogin.css">
+<link rel="stylesheet" href="{base}/static/wxlogin.css">
 </head>
 <body>
 {body}
@@ -136,7 +139,7 @@ async def demo_page(request: web.Request) -> web.Response:
     user = await current_user(request)
     intro = f"<p class=\"note\">{escape(words['demo_sandbox'])}</p>" if sandbox else ""
     if user is None:
-        main = login_box(words, "/", phone_link=sandbox)
+        main = login_box(words, f"{request.app[BASE]}/", phone_link=sandbox)
         main += f"<p>{escape(words['demo_steps'])}</p>" if sandbox else ""
     else:
         main = profile_box(words, user) + f"<p>{escape(words['demo_what'])}</p>"
@@ -153,7 +156,8 @@ async def demo_page(request: web.Request) -> web.Response:
 async def account_page(request: web.Request) -> web.Response:
     user = await current_user(request)
     if user is None:
-        raise web.HTTPFound("/login?" + urlencode({"next": "/account"}))
+        base = request.app[BASE]
+        raise web.HTTPFound(f"{base}/login?" + urlencode({"next": f"{base}/account"}))
     words = i18n.STRINGS[i18n.language(request)]
     body = f"<main><h1>{escape(words['account_title'])}</h1>{profile_box(words, user)}</main>"
     return render(request, title_key="account_title", body=body, scripts=("account.js",))

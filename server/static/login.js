@@ -5,7 +5,7 @@
   var box = document.getElementById("wxlogin");
   if (!box) return;
   var data = JSON.parse(document.getElementById("wxlogin-data").textContent);
-  var t = data.strings;
+  var t = data.strings, base = data.base || "";  // the path the server is mounted under
   var img = document.getElementById("wxlogin-code");
   var codeBox = box.querySelector(".code-box");
   var statusLine = document.getElementById("wxlogin-status");
@@ -46,7 +46,7 @@
     show("loading");
     var response;
     for (var delay = 1000; ; delay = backoff(delay)) {
-      try { response = await fetch("/api/scenes", { method: "POST", credentials: "same-origin" }); break; }
+      try { response = await fetch(base + "/api/scenes", { method: "POST", credentials: "same-origin" }); break; }
       catch (e) { show("offline"); await sleep(delay); if (mine !== generation) return; }
     }
     if (!response.ok) { retryAction = start; show("error", await errorText(response)); return; }
@@ -77,7 +77,7 @@
     img.src = URL.createObjectURL(blob);
     img.hidden = false;
     codeBox.setAttribute("aria-busy", "false");
-    if (phoneLink) { phoneLink.href = "/sandbox/phone?scene=" + encodeURIComponent(scene); phoneLink.hidden = false; }
+    if (phoneLink) { phoneLink.href = base + "/sandbox/phone?scene=" + encodeURIComponent(scene); phoneLink.hidden = false; }
     show(status);
     return true;
   }
@@ -93,7 +93,7 @@
     while (mine === generation) {
       var response;
       try {
-        response = await fetch("/api/scenes/" + scene + "?wait=" + wait + "&since=" + status,
+        response = await fetch(base + "/api/scenes/" + scene + "?wait=" + wait + "&since=" + status,
                                { credentials: "same-origin" });
       } catch (e) {
         show("offline"); await sleep(delay); delay = backoff(delay);

@@ -5,7 +5,7 @@
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("wxlogin-data").textContent);
-  var t = data.strings, scene = data.scene;
+  var t = data.strings, scene = data.scene, base = data.base || "";
   var who = document.getElementById("phone-who");
   var pick = document.getElementById("phone-user");
   var typed = document.getElementById("phone-nickname");
@@ -22,7 +22,7 @@
     if (!response.ok) throw new Error(answer.message || answer.error || ("HTTP " + response.status));
     return answer;
   }
-  function wxLogin() { return post("/sandbox/wechat/_phone/login", user).then(function (a) { return a.code; }); }
+  function wxLogin() { return post(base + "/sandbox/wechat/_phone/login", user).then(function (a) { return a.code; }); }
   function fail(error) { statusLine.textContent = t.phone_failed + " " + error.message; }
   var buttons = [document.getElementById("phone-continue"), document.getElementById("phone-confirm"),
                  document.getElementById("phone-decline")];
@@ -35,7 +35,7 @@
   }
 
   pick.users = [];
-  fetch("/sandbox/wechat/_phone/users").then(function (r) { return r.json(); }).then(function (answer) {
+  fetch(base + "/sandbox/wechat/_phone/users").then(function (r) { return r.json(); }).then(function (answer) {
     answer.users.forEach(function (u, i) {
       var option = document.createElement("option");
       option.value = String(i);
@@ -51,7 +51,7 @@
     user = nickname ? { nickname: nickname, unionid: unionid.checked } : pick.users[Number(pick.value)];
     if (!user) { typed.focus(); return; }
     once(async function () {
-      var answer = await post("/api/scenes/" + encodeURIComponent(scene) + "/scan", { code: await wxLogin() });
+      var answer = await post(base + "/api/scenes/" + encodeURIComponent(scene) + "/scan", { code: await wxLogin() });
       var c = answer.context;
       document.getElementById("ctx-site").textContent = c.site;
       document.getElementById("ctx-browser").textContent = c.browser;
@@ -67,8 +67,8 @@
   document.getElementById("phone-confirm").addEventListener("click", function () {
     once(async function () {
       var code = await wxLogin();  // a fresh code for this step, then the profile after it
-      var info = await post("/sandbox/wechat/_phone/userinfo", { code: code });
-      await post("/api/pushCode", { code: code, scene: scene, iv: info.iv, encryptedData: info.encryptedData });
+      var info = await post(base + "/sandbox/wechat/_phone/userinfo", { code: code });
+      await post(base + "/api/pushCode", { code: code, scene: scene, iv: info.iv, encryptedData: info.encryptedData });
       context.hidden = true;
       statusLine.textContent = t.phone_done;
     });
@@ -76,7 +76,7 @@
 
   document.getElementById("phone-decline").addEventListener("click", function () {
     once(async function () {
-      await post("/api/scenes/" + encodeURIComponent(scene) + "/deny", { code: await wxLogin() });
+      await post(base + "/api/scenes/" + encodeURIComponent(scene) + "/deny", { code: await wxLogin() });
       context.hidden = true;
       statusLine.textContent = t.phone_declined;
     });

@@ -1,10 +1,14 @@
 // wxlogin.js: "Log in with WeChat" for any page on the same site as the login server.
 // <div data-wxlogin></div> <script src="/static/wxlogin.js" defer></script>
 // Renders in a shadow root (its styles and the page's do not touch), opens the code in a dialog,
-// long-polls, then shows the visitor with a logout link. Fires `wxlogin:login` (detail: the user)
+// long-polls, then shows the visitor with a logout link. The API is found beside the script
+// (…/static/wxlogin.js), so a server mounted under a path works without configuration. Fires `wxlogin:login` (detail: the user)
 // and `wxlogin:logout` on the element; they bubble to `document`. No dependencies.
 (function () {
   "use strict";
+  var script = document.currentScript && document.currentScript.src;
+  var found = script && script.match(/^(.*)\/static\/wxlogin\.js(?:[?#].*)?$/);
+  var BASE = found ? found[1] : "";
   var WORDS = {
     zh: { login: "微信登录", logout: "退出", scan: "请用微信扫码登录", scanned: "已扫码，请在手机上确认",
       expired: "二维码已过期", denied: "已取消登录", again: "刷新二维码", offline: "网络中断，正在重试……",
@@ -28,7 +32,7 @@
     return node;
   }
   function api(path, method) {
-    return fetch(path, { method: method || "GET", credentials: "same-origin" });
+    return fetch(BASE + path, { method: method || "GET", credentials: "same-origin" });
   }
 
   function mount(host) {
