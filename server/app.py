@@ -17,6 +17,7 @@ from aiohttp_session import SESSION_KEY, STORAGE_KEY, session_middleware
 from .clock import Clock
 from .codes import CodeDrawer
 from .errors import error_middleware
+from .limits import Buckets, Concurrency, Limits, Rate
 from .migrations import migrate
 from .notify import Hub
 from .sandbox import SandboxState, SandboxWeChat
@@ -44,6 +45,7 @@ class Services:
     steps: Steps
     session_middleware: Middleware
     decoding: asyncio.Semaphore  # avatar decodes at a time
+    limits: Limits
 
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -173,6 +175,14 @@ def create_app(
                 storage=storage, drawer=CodeDrawer(db, clock, dict(clients)),
                 steps=Steps(db, clock), session_middleware=session_middleware(storage),
                 decoding=asyncio.Semaphore(2),
+                limits=Limits(
+                    scenes_by_ip=Buckets(clock, Rate(settings.scenes_per_minute)),
+                    # A browser's own ceiling, below its address's (which a NAT shares).
+                    scenes_by_session=Buckets(clock, Rate(min(settings.scenes_per_minute, 10))),
+                    steps_by_ip=Buckets(clock, Rate(settings.steps_per_minute)),
+                    polls_by_session=Concurrency(settings.polls_per_session),
+                    polls_by_ip=Concurrency(settings.polls_per_ip),
+                ),
             )
             tasks = [asyncio.create_task(hub.listen()), asyncio.create_task(hub.recheck())]
             yield

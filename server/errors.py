@@ -138,6 +138,30 @@ class WeChatBusy(ApiError):
         self.retry_after = retry_after
 
 
+class RateLimited(ApiError):
+    status = 429
+    code = "rate_limited"
+    default_message = "Too many requests; wait a moment and try again."
+
+    def __init__(self, what: str, *, retry_after: int) -> None:
+        retry_after = max(1, retry_after)
+        super().__init__(
+            f"Too many {what}; try again in {retry_after} s.",
+            headers={"Retry-After": str(retry_after)},
+        )
+        self.retry_after = retry_after
+
+
+class DrawBudgetSpent(ApiError):
+    status = 503
+    code = "login_busy"
+    default_message = "Too many people are logging in right now; try again in a moment."
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(headers={"Retry-After": str(max(1, retry_after))})
+        self.retry_after = retry_after
+
+
 class DatabaseUnavailable(ApiError):
     status = 503
     code = "database_unavailable"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 import string
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -101,6 +101,16 @@ async def create(
     scene = _scene(row)
     assert scene is not None
     return scene
+
+
+async def live_pending(conn: Conn, owner: str, now: datetime, fresh_for: float) -> Scene | None:
+    """The owner's newest pending scene with at least `fresh_for` seconds left, if any."""
+    row = await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM wxlogin.scenes WHERE owner = $1 AND status = 'pending'"
+        " AND expires_at > $2 ORDER BY created_at DESC LIMIT 1",
+        owner, now + timedelta(seconds=fresh_for),
+    )
+    return _scene(row)
 
 
 async def get(conn: Conn, scene: str) -> Scene | None:

@@ -54,6 +54,13 @@ class Settings:
     sandbox_force: bool = False
     place_header: str | None = None
     draw_appid: str | None = None
+    # Limits (0 switches one off): per client address and per session, in each process; the
+    # draw budget across all processes, safely under WeChat's 5,000 draws a minute.
+    scenes_per_minute: int = 30
+    steps_per_minute: int = 60
+    polls_per_session: int = 8
+    polls_per_ip: int = 500
+    draw_budget: int = 2000
 
     @property
     def sandbox(self) -> bool:
@@ -207,6 +214,11 @@ class Settings:
             watermark_max_age=integer("WXLOGIN_WATERMARK_MAX_AGE", 600, 0, 10**9),
             public_url=public_url,
             session_ttl=integer("WXLOGIN_SESSION_TTL", 7 * 24 * 3600, 60, 400 * 24 * 3600),
+            scenes_per_minute=integer("WXLOGIN_SCENES_PER_MINUTE", 30, 0, 10**6),
+            steps_per_minute=integer("WXLOGIN_STEPS_PER_MINUTE", 60, 0, 10**6),
+            polls_per_session=integer("WXLOGIN_POLLS_PER_SESSION", 8, 0, 10**6),
+            polls_per_ip=integer("WXLOGIN_POLLS_PER_IP", 500, 0, 10**6),
+            draw_budget=integer("WXLOGIN_DRAW_BUDGET", 2000, 0, 5000),
             trusted_proxies=tuple(proxies),
             apps=tuple(apps),
             log_level=log_level,

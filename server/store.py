@@ -31,6 +31,19 @@ class User:
 USER_COLUMNS = "id, nickname, avatar_url, disabled, created_at"
 
 
+async def take_draw(conn: Conn, now: datetime, budget: int) -> int:
+    """Spend one code draw of this minute's budget: 0 when done, else the seconds until the
+    next minute, when there is budget again."""
+    taken = await conn.fetchval(
+        "INSERT INTO wxlogin.draw_budget AS b (minute, draws)"
+        " VALUES (date_trunc('minute', $1::timestamptz), 1)"
+        " ON CONFLICT (minute) DO UPDATE SET draws = b.draws + 1 WHERE b.draws < $2"
+        " RETURNING draws",
+        now, budget,
+    )
+    return 0 if taken is not None else 60 - now.second
+
+
 async def get_user(conn: Conn, user_id: int) -> User | None:
     row = await conn.fetchrow(f"SELECT {USER_COLUMNS} FROM wxlogin.users WHERE id = $1", user_id)
     return None if row is None else User(**dict(row))

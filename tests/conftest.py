@@ -101,6 +101,9 @@ def settings(pg_url: str, fw: FakeWeChat, tmp_path: Path) -> Settings:
         wechat_api_base=fw.url,
         cookie_secret=COOKIE_SECRET,
         public_url="http://127.0.0.1:8080",
+        # Every test client is 127.0.0.1: the limits have tests of their own (test_limits.py).
+        scenes_per_minute=0, steps_per_minute=0, polls_per_session=0, polls_per_ip=0,
+        draw_budget=0,
     )
 
 

@@ -37,9 +37,12 @@ async def test_a_poll_answers_at_once_when_the_status_differs_from_since(
 async def test_polls_hold_no_database_connection(
     browser: MakeBrowser, fw: FakeWeChat, db: asyncpg.Connection[asyncpg.Record]
 ) -> None:
-    b1 = await browser()
-    scenes = [await new_scene(b1) for _ in range(40)]  # four times the pool's size
-    polls = [asyncio.create_task(poll(b1, s, wait=20)) for s in scenes]
+    owners = [await browser() for _ in range(40)]  # four times the pool's size
+    scenes = [await new_scene(owner) for owner in owners]
+    polls = [
+        asyncio.create_task(poll(owner, s, wait=20))
+        for owner, s in zip(owners, scenes, strict=True)
+    ]
     await asyncio.sleep(0.5)
     busy = await db.fetchval(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"

@@ -243,10 +243,10 @@ async def test_logout_with_the_pre_login_cookie_kills_its_unused_successor(
 async def test_two_scenes_logged_in_at_once_leave_one_session(
     browser: MakeBrowser, fw: FakeWeChat, db: asyncpg.Connection[asyncpg.Record]
 ) -> None:
-    b1 = await browser()
-    first, second = await new_scene(b1), await new_scene(b1)
-    phone = await browser()
+    b1, phone = await browser(), await browser()
+    first = await new_scene(b1)
     await push(phone, first, fw.mint("same-person"))
+    second = await new_scene(b1)  # a new one: the first is no longer pending
     await push(phone, second, fw.mint("same-person"))
     minted_first = await login_lost(browser, b1, first)
     minted_second = await login_lost(browser, b1, second)

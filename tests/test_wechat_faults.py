@@ -306,13 +306,13 @@ async def test_revoked_token_is_refreshed_once_and_the_draw_retried(
     assert (fw.calls["stable_token"], fw.calls[DRAW]) == (1, 1)
 
     fw.revoke_tokens()
-    second = await new_scene(owner)
+    owner, second = await owner_with_scene(browser)  # (a browser's live scene is reused)
     await assert_image(await fetch_code(owner, second), fw)
     assert fw.calls["stable_token"] == 2  # one refresh
     assert fw.calls[DRAW] == 3  # the rejected draw and its one retry
     assert fw.calls["force_refresh"] == 0
 
-    third = await new_scene(owner)
+    owner, third = await owner_with_scene(browser)
     await assert_image(await fetch_code(owner, third), fw)
     assert (fw.calls["stable_token"], fw.calls[DRAW]) == (2, 4)
     assert fw.calls["force_refresh"] == 0
@@ -349,17 +349,17 @@ async def test_token_rejected_twice_in_a_row_is_502(browser: MakeBrowser, fw: Fa
 async def test_cold_start_concurrent_draws_fetch_the_token_once(
     browser: MakeBrowser, fw: FakeWeChat
 ) -> None:
-    owner = await browser()
-    scenes = [await new_scene(owner) for _ in range(20)]
+    owners = [await browser() for _ in range(20)]
+    scenes = [await new_scene(owner) for owner in owners]
     fw.fail("stable_token", Fault(delay=0.3))  # every draw waits on the first token
     go = asyncio.Event()
 
-    async def fetch(scene: str) -> tuple[int, bytes]:
+    async def fetch(owner: Browser, scene: str) -> tuple[int, bytes]:
         await go.wait()
         response = await fetch_code(owner, scene)
         return response.status, await response.read()
 
-    tasks = [asyncio.create_task(fetch(scene)) for scene in scenes]
+    tasks = [asyncio.create_task(fetch(o, s)) for o, s in zip(owners, scenes, strict=True)]
     await asyncio.sleep(0)
     go.set()
     answers = await asyncio.gather(*tasks)
@@ -374,8 +374,8 @@ async def test_cold_start_on_two_servers_fetches_the_token_once(
     browser: MakeBrowser, make_server: MakeServer, fw: FakeWeChat
 ) -> None:
     other = await make_server()
-    owners = [await browser(), await browser(other)]
-    work = [(owner, await new_scene(owner)) for owner in owners for _ in range(10)]
+    owners = [await browser(target) for target in (None, other) for _ in range(10)]
+    work = [(owner, await new_scene(owner)) for owner in owners]
     fw.fail("stable_token", Fault(delay=0.3))
     go = asyncio.Event()
 
@@ -403,7 +403,7 @@ async def test_missing_stable_token_falls_back_to_cgi_bin_token(
     assert fw.calls["token"] == 1
     assert fw.calls["stable_token"] == 0  # the stand-in answers 404 before counting
 
-    second = await new_scene(owner)
+    owner, second = await owner_with_scene(browser)
     await assert_image(await fetch_code(owner, second), fw)
     assert fw.calls["token"] == 1  # cached, not minted per draw
     assert fw.calls[DRAW] == 2
@@ -435,6 +435,7 @@ async def test_token_refreshed_by_one_server_is_used_by_the_other(
     assert fw.calls["stable_token"] == 1
 
     fw.revoke_tokens()
+    owner, owner2 = await browser(), await browser(other)
     await assert_image(await fetch_code(owner, await new_scene(owner)), fw)
     assert fw.calls["stable_token"] == 2
     # The other process's cached token is dead too; it refreshes from the shared row, and

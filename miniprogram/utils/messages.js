@@ -18,6 +18,7 @@ const TABLE = {
   wechat_busy: ["retry", "微信繁忙，请稍后重试。", "WeChat is busy. Please try again in a moment."],
   wechat_unreachable: ["retry", "连接微信超时，请重试。", "WeChat did not answer in time. Please try again."],
   database_unavailable: ["retry", "服务暂时不可用，请稍后重试。", "The service is briefly unavailable. Please try again shortly."],
+  login_busy: ["retry", "登录人数过多，请稍后重试。", "Too many people are logging in. Please try again in a moment."],
   rate_limited: ["retry", "操作太频繁，请稍后重试。", "Too many attempts. Please wait a moment and try again."],
   network: ["retry", "网络连接失败，请检查网络后重试。", "No connection. Check your network and try again."],
   login_failed: ["retry", "微信登录失败，请重试。", "WeChat login failed. Please try again."],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from ..app import BASE, CLOCK, SERVICES, SETTINGS
 from ..context import client_ip, place
 from ..db import acquire
 from ..errors import (
+    DrawBudgetSpent,
     ForbiddenOrigin,
     LoginAlreadyUsed,
     NotLoggedIn,
@@ -29,6 +31,8 @@ from ..errors import (
 )
 from ..text import header_text
 from . import inputs
+
+log = logging.getLogger("wxlogin.browser")
 
 
 def check_origin(request: web.Request) -> None:
@@ -69,30 +73,49 @@ def browser_key(session: Session) -> str | None:
 async def create_scene(request: web.Request) -> web.Response:
     check_origin(request)
     settings, services, now = request.app[SETTINGS], request.app[SERVICES], request.app[CLOCK].now()
+    limits, ip = services.limits, client_ip(request, settings.trusted_proxies)
     session = await get_session(request)
     owner = browser_key(session)
     if owner is None:
-        owner = secrets.token_urlsafe(24)
-        session["browser"] = owner  # a changed session is saved, which sets the cookie
+        limits.scenes_by_ip.check(ip, "new logins from this address")  # before any database work
     async with acquire(services.pool) as conn:
+        # A browser that has a live code (a refresh, a second tab) gets it back: no new draw.
+        if owner is not None:
+            found = await scenes.live_pending(conn, owner, now, settings.scene_ttl / 2)
+            if found is not None:
+                return scene_created(request, found.scene, found.expires_in(now))
+            limits.scenes_by_ip.check(ip, "new logins from this address")
+            limits.scenes_by_session.check(owner, "new logins")
+        if settings.draw_budget:
+            wait = await store.take_draw(conn, now, settings.draw_budget)
+            if wait:
+                log.warning("the code-draw budget of this minute is spent")
+                raise DrawBudgetSpent(wait)
+        if owner is None:
+            owner = secrets.token_urlsafe(24)
+            session["browser"] = owner  # a changed session is saved, which sets the cookie
         scene = await scenes.create(
             conn,
             owner=owner,
             appid=services.draw_appid,
             browser_agent=header_text(request.headers.get("User-Agent", ""), 512),
-            browser_ip=client_ip(request, settings.trusted_proxies),
+            browser_ip=ip,
             browser_place=header_text(
                 place(request, settings.trusted_proxies, settings.place_header), 80
             ),
             now=now,
             expires_at=now + timedelta(seconds=settings.scene_ttl),
         )
+    return scene_created(request, scene.scene, settings.scene_ttl)
+
+
+def scene_created(request: web.Request, scene: str, expires_in: int) -> web.Response:
     return web.json_response(
         {
-            "scene": scene.scene,
+            "scene": scene,
             "status": "pending",
-            "expires_in": settings.scene_ttl,
-            "code_url": f"{request.app[BASE]}/api/scenes/{scene.scene}/code",
+            "expires_in": expires_in,
+            "code_url": f"{request.app[BASE]}/api/scenes/{scene}/code",
         },
         status=201,
     )
@@ -124,7 +147,11 @@ async def poll(request: web.Request) -> web.Response:
     owner = browser_key(session)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
-    with services.hub.watch(name, since) as waiter:
+    ip = client_ip(request, request.app[SETTINGS].trusted_proxies)
+    limits = services.limits
+    with limits.polls_by_ip.hold(ip, "waiting logins from this address"), \
+            limits.polls_by_session.hold(owner or ip, "waiting logins in this browser"), \
+            services.hub.watch(name, since) as waiter:
         while True:
             waiter.event.clear()  # before the read, so a change during it is not lost
             async with acquire(services.pool) as conn:

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from .. import avatars, crypto, scenes, store
 from ..app import BASE, CLOCK, SERVICES, SETTINGS
-from ..context import describe_agent
+from ..context import client_ip, describe_agent
 from ..db import acquire
 from ..errors import AvatarNotFound, BadInput, InvalidEncryptedData, SceneAlreadyClaimed
 from ..steps import Answer, user_key
@@ -38,7 +38,14 @@ def respond(answer: Answer) -> web.Response:
     return web.json_response(answer.body, status=answer.status, headers=answer.headers)
 
 
+def limit_steps(request: web.Request) -> None:
+    """Every mini-program step, before anything else: a phone floods from its own address."""
+    ip = client_ip(request, request.app[SETTINGS].trusted_proxies)
+    request.app[SERVICES].limits.steps_by_ip.check(ip, "login steps from this address")
+
+
 async def push_code(request: web.Request) -> web.Response:
+    limit_steps(request)
     settings, services, clock = request.app[SETTINGS], request.app[SERVICES], request.app[CLOCK]
     fields = await inputs.fields(request)
     scene, code = inputs.scene(fields.get("scene")), inputs.code(fields.get("code"))
@@ -91,6 +98,7 @@ async def push_code(request: web.Request) -> web.Response:
 
 
 async def scan(request: web.Request) -> web.Response:
+    limit_steps(request)
     settings, services, clock = request.app[SETTINGS], request.app[SERVICES], request.app[CLOCK]
     scene = inputs.scene(request.match_info["scene"])
     fields = await inputs.fields(request)
@@ -121,6 +129,7 @@ async def scan(request: web.Request) -> web.Response:
 
 
 async def deny(request: web.Request) -> web.Response:
+    limit_steps(request)
     services, clock = request.app[SERVICES], request.app[CLOCK]
     scene = inputs.scene(request.match_info["scene"])
     fields = await inputs.fields(request)
@@ -147,6 +156,7 @@ def avatar_url(request: web.Request, avatar_id: str) -> str:
 
 async def upload_avatar(request: web.Request) -> web.Response:
     """The fill-in avatar, from the scene's claimant (a fresh code proves who sends it)."""
+    limit_steps(request)
     services, clock = request.app[SERVICES], request.app[CLOCK]
     if request.content_type != "multipart/form-data":
         raise BadInput("Send the avatar as multipart/form-data (wx.uploadFile does).")

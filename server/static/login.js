@@ -49,7 +49,18 @@
       try { response = await fetch(base + "/api/scenes", { method: "POST", credentials: "same-origin" }); break; }
       catch (e) { show("offline"); await sleep(delay); if (mine !== generation) return; }
     }
-    if (!response.ok) { retryAction = start; show("error", await errorText(response)); return; }
+    if (!response.ok) {
+      retryAction = start;
+      var after = Number(response.headers.get("Retry-After"));
+      if ((response.status === 429 || response.status === 503) && after > 0 && after <= 120) {
+        show("unavailable", await errorText(response));  // busy: try again by itself
+        await sleep(after * 1000);
+        if (mine === generation) start();
+        return;
+      }
+      show("error", await errorText(response));
+      return;
+    }
     var body = await response.json();
     scene = body.scene; status = body.status; expiresAt = Date.now() + body.expires_in * 1000;
     if (await loadCode(mine, body.code_url)) poll(mine);
