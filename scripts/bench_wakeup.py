@@ -51,7 +51,10 @@ async def run(logins: int) -> None:
                "WXLOGIN_APPID": APPID, "WXLOGIN_SECRET": SECRET,
                "WXLOGIN_WECHAT_API_BASE": f"http://127.0.0.1:{fake_port}",
                "WXLOGIN_DATA_DIR": str(work / "data"), "WXLOGIN_LOG_LEVEL": "WARNING",
-               "WXLOGIN_COOKIE_SECRET": "bench-cookie-secret-0123456789abcdefgh"}
+               "WXLOGIN_COOKIE_SECRET": "bench-cookie-secret-0123456789abcdefgh",
+               # Every simulated browser and phone is 127.0.0.1: the limits would stop them.
+               "WXLOGIN_SCENES_PER_MINUTE": "0", "WXLOGIN_STEPS_PER_MINUTE": "0",
+               "WXLOGIN_POLLS_PER_IP": "0", "WXLOGIN_DRAW_BUDGET": "0"}
         servers.append(subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", "server", "serve"], cwd=ROOT, env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))

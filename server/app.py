@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -24,6 +24,7 @@ from .sandbox import SandboxState, SandboxWeChat
 from .sessions import PgStorage
 from .settings import App, Settings, load_cookie_secret
 from .steps import Steps
+from .sweeper import sweep_forever
 from .wechat import WeChat, WeChatClient
 
 log = logging.getLogger("wxlogin")
@@ -85,13 +86,32 @@ async def body_limit(request: web.Request, handler: Handler) -> web.StreamRespon
     return await handler(request)
 
 
+# For everything but the HTML pages, which set their own (pages.CSP): nothing may run or load.
+DEFAULT_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+
+
 @web.middleware
-async def api_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """On every answer, errors and redirects included."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # redirects (errors are answers by now)
+        add_security_headers(request, exc.headers)
+        raise
+    add_security_headers(request, response.headers)
+    return response
+
+
+def add_security_headers(request: web.Request, headers: MutableMapping[str, str]) -> None:
+    headers.setdefault("Content-Security-Policy", DEFAULT_CSP)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("X-Frame-Options", "DENY")  # frame-ancestors, for older browsers
+    if request.app[SETTINGS].secure_cookies:  # served over https
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     path = request.path[len(request.app[BASE]):]
     if path.startswith("/api/") or path == "/healthz":
-        response.headers.setdefault("Cache-Control", "no-store")  # answers are per browser
-    return response
+        headers.setdefault("Cache-Control", "no-store")  # answers are per browser
 
 
 def create_app(
@@ -101,6 +121,7 @@ def create_app(
     wechat: Mapping[str, WeChat] | None = None,
     pool: asyncpg.Pool | Callable[[], asyncpg.Pool] | None = None,
     recheck_every: float = 5.0,
+    sweep_every: float = 60.0,
     base: str = "",
 ) -> web.Application:
     from .http import routes  # the handlers import the keys above
@@ -127,7 +148,7 @@ def create_app(
 
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[api_headers, error_middleware, body_limit, sessions],
+        middlewares=[security_headers, error_middleware, body_limit, sessions],
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock
@@ -184,7 +205,11 @@ def create_app(
                     polls_by_ip=Concurrency(settings.polls_per_ip),
                 ),
             )
-            tasks = [asyncio.create_task(hub.listen()), asyncio.create_task(hub.recheck())]
+            tasks = [
+                asyncio.create_task(hub.listen()),
+                asyncio.create_task(hub.recheck()),
+                asyncio.create_task(sweep_forever(db, clock, sweep_every)),
+            ]
             yield
         finally:
             for task in tasks:
@@ -197,7 +222,15 @@ def create_app(
             if owned:
                 await db.close()
 
+    async def answer_waiting_polls(app: web.Application) -> None:
+        # Shutting down (SIGTERM): the listening socket is closed; every held long-poll now
+        # answers with its scene's current status, so browsers poll again elsewhere at once
+        # instead of being cut when the grace period ends.
+        if SERVICES in app:
+            app[SERVICES].hub.close()
+
     app.cleanup_ctx.append(services_ctx)
+    app.on_shutdown.append(answer_waiting_polls)
     app.add_routes(routes(sandbox=stand_in is not None))
     if stand_in is not None:
         app.add_routes(stand_in.routes())

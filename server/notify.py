@@ -47,6 +47,7 @@ class Hub:
         self._waiters: dict[str, set[Waiter]] = {}
         self.listening = asyncio.Event()
         self.wakeups = 0
+        self.closing = False  # shutting down: polls answer now instead of waiting
 
     @property
     def waiting(self) -> int:
@@ -69,6 +70,10 @@ class Hub:
         for waiter in self._waiters.get(scene, ()):
             waiter.event.set()
             self.wakeups += 1
+
+    def close(self) -> None:
+        self.closing = True
+        self.wake_all()
 
     def wake_all(self) -> None:
         for scene in list(self._waiters):

@@ -132,6 +132,54 @@ async def test_embedded_postgres_stops_with_the_server(
         assert not postgres_running(data), f"PostgreSQL outlived the server after {stop.name}"
 
 
+async def test_sigterm_answers_every_waiting_poll_then_stops_everything(
+    fw: FakeWeChat, tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    """Graceful shutdown: listening stops, each held long-poll answers its current status at
+    once (browsers poll again elsewhere), the pool closes, the embedded PostgreSQL stops."""
+    data, port = tmp_path / "data", free_port()
+    env = {
+        "WXLOGIN_PORT": str(port), "WXLOGIN_APPID": APPID, "WXLOGIN_SECRET": SECRET,
+        "WXLOGIN_WECHAT_API_BASE": fw.url, "WXLOGIN_DATA_DIR": str(data),
+        "WXLOGIN_DATABASE_URL": "", "DATABASE_URL": "",
+    }
+    log = tmp_path / "serve.log"
+    process = spawn(env, log)
+    processes.append(process)
+    await until_healthy(port, process, log)
+    site = f"http://127.0.0.1:{port}"
+    browsers = [aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+                for _ in range(20)]
+    try:
+        scenes = []
+        for browser in browsers:
+            async with browser.post(f"{site}/api/scenes") as response:
+                scenes.append((await response.json())["scene"])
+
+        async def wait(browser: aiohttp.ClientSession, scene: str) -> tuple[int, str, float]:
+            async with browser.get(f"{site}/api/scenes/{scene}", params={"wait": "50"}) as r:
+                return r.status, (await r.json())["status"], time.monotonic()
+
+        polls = [asyncio.create_task(wait(b, s)) for b, s in zip(browsers, scenes, strict=True)]
+        await asyncio.sleep(0.5)
+        assert not any(p.done() for p in polls)
+        stopped = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        answers = await asyncio.wait_for(asyncio.gather(*polls), 10)
+        assert {(status, state) for status, state, _ in answers} == {(200, "pending")}
+        slowest = max(at for _, _, at in answers) - stopped
+        assert slowest < 3, f"polls answered {slowest:.1f} s after SIGTERM"
+        assert process.wait(20) == 0, log.read_text()
+        with pytest.raises(aiohttp.ClientConnectionError):
+            async with browsers[0].get(f"{site}/healthz"):
+                pass
+        assert not postgres_running(data)
+        print(f"\nSIGTERM: 20 waiting polls answered within {slowest * 1000:.0f} ms")
+    finally:
+        for browser in browsers:
+            await browser.close()
+
+
 async def test_serve_without_credentials_runs_the_sandbox_and_says_so(
     tmp_path: Path, processes: list[subprocess.Popen[bytes]]
 ) -> None:

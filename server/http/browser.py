@@ -158,7 +158,7 @@ async def poll(request: web.Request) -> web.Response:
                 found = await scenes.get_owned(conn, name, owner)
             now = clock.now()
             state, remaining = found.state(now), deadline - loop.time()
-            if state != since or remaining <= 0:
+            if state != since or remaining <= 0 or services.hub.closing:
                 break
             if state in scenes.OPEN:  # wake for the expiry too
                 remaining = min(remaining, found.seconds_left(now) + 0.01)

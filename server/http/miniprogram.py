@@ -22,6 +22,7 @@ from ..errors import AvatarNotFound, BadInput, InvalidEncryptedData, SceneAlread
 from ..steps import Answer, user_key
 from ..wechat import WeChat, WxSession
 from . import inputs
+from .browser import check_origin
 
 
 def pick_app(request: web.Request, fields: dict[str, Any]) -> WeChat:
@@ -39,7 +40,9 @@ def respond(answer: Answer) -> web.Response:
 
 
 def limit_steps(request: web.Request) -> None:
-    """Every mini-program step, before anything else: a phone floods from its own address."""
+    """Every mini-program step, before anything else: a phone floods from its own address.
+    The mini program sends no `Origin`; a web page of another site that does is refused."""
+    check_origin(request)
     ip = client_ip(request, request.app[SETTINGS].trusted_proxies)
     request.app[SERVICES].limits.steps_by_ip.check(ip, "login steps from this address")
 
