@@ -18,6 +18,8 @@ from .clock import Clock
 from .codes import CodeDrawer
 from .errors import error_middleware
 from .limits import Buckets, Concurrency, Limits, Rate
+from .logs import REQUEST_ID, REQUEST_ID_KEY, request_id, route_of, stamp_request_ids
+from .metrics import Metrics
 from .migrations import migrate
 from .notify import Hub
 from .sandbox import SandboxState, SandboxWeChat
@@ -30,6 +32,7 @@ from .wechat import WeChat, WeChatClient
 log = logging.getLogger("wxlogin")
 
 MAX_BODY = 64 * 1024
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 @dataclass(frozen=True)
@@ -47,12 +50,14 @@ class Services:
     session_middleware: Middleware
     decoding: asyncio.Semaphore  # avatar decodes at a time
     limits: Limits
+    metrics: Metrics
 
 
 SETTINGS = web.AppKey("settings", Settings)
 # The path the app is mounted under inside a host application ("" when it runs on its own):
 # every URL it hands out, in JSON, HTML and the scripts, starts with it.
 BASE = web.AppKey("base", str)
+METRICS = web.AppKey("metrics", Metrics)
 CLOCK = web.AppKey("clock", Clock)
 SERVICES = web.AppKey("services", Services)
 
@@ -88,6 +93,27 @@ async def body_limit(request: web.Request, handler: Handler) -> web.StreamRespon
 
 # For everything but the HTML pages, which set their own (pages.CSP): nothing may run or load.
 DEFAULT_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A request id for the logs and the answer; every answer counted by route and status."""
+    rid = request[REQUEST_ID_KEY] = request_id(request)
+    token = REQUEST_ID.set(rid)
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers["X-Request-Id"] = rid
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        exc.headers["X-Request-Id"] = rid
+        raise
+    finally:
+        REQUEST_ID.reset(token)
+        method = request.method if request.method in METHODS else "other"  # bounded labels
+        request.app[METRICS].requests.labels(method, route_of(request), str(status)).inc()
 
 
 @web.middleware
@@ -148,11 +174,13 @@ def create_app(
 
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[security_headers, error_middleware, body_limit, sessions],
+        middlewares=[observe, security_headers, error_middleware, body_limit, sessions],
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[BASE] = base
+    stamp_request_ids()
+    metrics = app[METRICS] = Metrics()
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         # A pool given as a function is a host's, which exists only once the host has started.
@@ -177,7 +205,7 @@ def create_app(
                     app_.appid: WeChatClient(
                         http=http, api_base=api_base, appid=app_.appid, secret=app_.secret,
                         pool=db, clock=clock, page=settings.page,
-                        env_version=settings.env_version,
+                        env_version=settings.env_version, observe=metrics.wechat_call,
                     )
                     for app_ in apps
                 }
@@ -193,9 +221,11 @@ def create_app(
             app[SERVICES] = Services(
                 pool=db, wechat=clients, primary_appid=primary,
                 draw_appid=draws if draws is not None and draws in clients else primary, hub=hub,
-                storage=storage, drawer=CodeDrawer(db, clock, dict(clients)),
+                storage=storage,
+                drawer=CodeDrawer(db, clock, dict(clients), drawn=lambda: metrics.step("drawn")),
                 steps=Steps(db, clock), session_middleware=session_middleware(storage),
                 decoding=asyncio.Semaphore(2),
+                metrics=metrics,
                 limits=Limits(
                     scenes_by_ip=Buckets(clock, Rate(settings.scenes_per_minute)),
                     # A browser's own ceiling, below its address's (which a NAT shares).
@@ -205,10 +235,20 @@ def create_app(
                     polls_by_ip=Concurrency(settings.polls_per_ip),
                 ),
             )
+            metrics.watch(lambda: hub.waiting, db.get_size, db.get_idle_size)
+
+            def swept(deleted: dict[str, int]) -> None:
+                for table, count in deleted.items():
+                    if table == "expired":
+                        metrics.funnel.labels("expired").inc(count)
+                    else:
+                        metrics.swept.labels(table).inc(count)
+
             tasks = [
                 asyncio.create_task(hub.listen()),
                 asyncio.create_task(hub.recheck()),
-                asyncio.create_task(sweep_forever(db, clock, sweep_every)),
+                asyncio.create_task(sweep_forever(db, clock, sweep_every, swept)),
+                asyncio.create_task(metrics.sample_loop_lag()),
             ]
             yield
         finally:

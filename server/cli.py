@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import socket
 import sys
 import warnings
 from collections.abc import Iterator
@@ -13,12 +14,13 @@ from contextlib import contextmanager
 import asyncpg
 from aiohttp import web
 
-from . import users
+from . import doctor, logs, users
 from .app import create_app
 from .clock import SystemClock
 from .embedded_pg import EmbeddedPostgres, EmbeddedPostgresError
 from .migrations import migrate
-from .settings import Settings, SettingsError
+from .settings import Settings, SettingsError, load_cookie_secret
+from .workers import listen, supervise
 
 log = logging.getLogger("wxlogin")
 
@@ -62,18 +64,40 @@ SANDBOX_BANNER = """\
 ================================================================================"""
 
 
-def serve(settings: Settings) -> None:
+def run(
+    app: web.Application, *, host: str | None = None, port: int | None = None,
+    sock: socket.socket | None = None,
+) -> None:
+    web.run_app(
+        app, host=host, port=port, sock=sock, handler_cancellation=True, print=None,
+        access_log=logging.getLogger("wxlogin.access"), access_log_class=logs.AccessLogger,
+        # Waiting polls are answered at once on SIGTERM; this bounds everything else.
+        shutdown_timeout=5.0,
+    )
+
+
+def serve(settings: Settings, workers: int = 1) -> None:
     if settings.sandbox:
+        if workers > 1:
+            print("wxlogin: sandbox mode runs in one process (its stand-in keeps the codes it "
+                  "issues in memory); drop --workers", file=sys.stderr)
+            raise SystemExit(2)
         print(SANDBOX_BANNER.format(url=settings.public_url), flush=True)
     with database(settings) as ready:
-        app = create_app(ready, clock=SystemClock())
-        print(f"wxlogin: serving {ready.public_url} (listening on {ready.host}:{ready.port})")
-        web.run_app(
-            app, host=ready.host, port=ready.port, handler_cancellation=True,
-            print=None, access_log=logging.getLogger("wxlogin.access"),
-            # Open long-polls are cut after this; browsers simply poll again elsewhere.
-            shutdown_timeout=5.0,
-        )
+        where = f"listening on {ready.host}:{ready.port}"
+        if workers == 1:
+            print(f"wxlogin: serving {ready.public_url} ({where})", flush=True)
+            run(create_app(ready, clock=SystemClock()), host=ready.host, port=ready.port)
+            return
+        load_cookie_secret(ready)  # made once here, before the workers would race for it
+        asyncio.run(_migrate(ready.database_url or ""))  # once, before they all start
+        sock = listen(ready.host, ready.port)
+        print(f"wxlogin: serving {ready.public_url} ({where}, {workers} workers)", flush=True)
+        status = supervise(workers, lambda _index: run(
+            create_app(ready, clock=SystemClock()), sock=sock))
+        sock.close()
+    if status:
+        raise SystemExit(status)
 
 
 async def _migrate(url: str) -> list[str]:
@@ -87,8 +111,15 @@ async def _migrate(url: str) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="wxlogin", description="Scan-with-WeChat login server")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="serve in the foreground until SIGINT/SIGTERM")
+    serving = commands.add_parser("serve", help="serve in the foreground until SIGINT/SIGTERM")
+    serving.add_argument(
+        "--workers", type=int, default=1, metavar="N",
+        help="processes answering on the one port (default 1; e.g. one per CPU core)",
+    )
     commands.add_parser("migrate", help="apply database migrations, then exit")
+    commands.add_parser(
+        "doctor", help="check the database, the WeChat credentials and drawing a code"
+    )
     owner = commands.add_parser("users", help="list, show, disable or enable users")
     owner.add_argument("action", choices=("list", "show", "disable", "enable"))
     owner.add_argument("user_id", nargs="?", type=int)
@@ -100,13 +131,18 @@ def main(argv: list[str] | None = None) -> None:
     # aiohttp-session keeps its session under a string request key, as its API requires.
     for module in ("aiohttp_session", "server.sessions"):
         warnings.filterwarnings("ignore", category=web.NotAppKeyWarning, module=module)
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(settings.log_level, settings.log_format)
     if args.command == "serve":
-        serve(settings)
+        if not 1 <= args.workers <= 64:
+            parser.error("--workers must be 1 to 64")
+        serve(settings, args.workers)
+    elif args.command == "doctor":
+        with database(settings) as ready:
+            fine, lines = asyncio.run(doctor.run(ready))
+        print("\n".join(lines))
+        print("all good: this server can log people in" if fine else
+              "something above needs fixing")
+        raise SystemExit(0 if fine else 1)
     elif args.command == "users":
         with database(settings) as ready:
             assert ready.database_url is not None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 import asyncpg
@@ -25,8 +26,12 @@ POLL_INTERVAL = 0.05
 
 
 class CodeDrawer:
-    def __init__(self, pool: asyncpg.Pool, clock: Clock, wechat: dict[str, WeChat]) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, clock: Clock, wechat: dict[str, WeChat],
+        drawn: Callable[[], None] = lambda: None,
+    ) -> None:
         self._pool = pool
+        self._drawn = drawn
         self._clock = clock
         self._wechat = wechat
         self._inflight: dict[str, asyncio.Task[CodeImage]] = {}
@@ -69,4 +74,5 @@ class CodeDrawer:
         async with acquire(self._pool) as conn:
             await store.save_code_image(conn, scene, image.data, image.content_type)
         log.info("drew the code for a scene (%s, %d bytes)", image.content_type, len(image.data))
+        self._drawn()
         return image

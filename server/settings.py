@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 ENV_VERSIONS = ("release", "trial", "develop")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("auto", "json", "text")
 
 
 class SettingsError(Exception):
@@ -51,6 +52,7 @@ class Settings:
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     apps: tuple[App, ...] = ()
     log_level: str = "INFO"
+    log_format: str = "auto"
     sandbox_force: bool = False
     place_header: str | None = None
     draw_appid: str | None = None
@@ -199,6 +201,10 @@ class Settings:
         if log_level not in LOG_LEVELS:
             problems.append(f"WXLOGIN_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
 
+        log_format = (text("WXLOGIN_LOG_FORMAT", "auto") or "auto").lower()
+        if log_format not in LOG_FORMATS:
+            problems.append("WXLOGIN_LOG_FORMAT must be auto, json or text")
+
         settings = cls(
             host=host,
             port=port,
@@ -222,6 +228,7 @@ class Settings:
             trusted_proxies=tuple(proxies),
             apps=tuple(apps),
             log_level=log_level,
+            log_format=log_format,
             sandbox_force=sandbox_force,
             place_header=text("WXLOGIN_PLACE_HEADER"),
             draw_appid=text("WXLOGIN_DRAW_APPID"),

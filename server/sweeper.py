@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -45,7 +46,8 @@ RULES: dict[str, tuple[str, str, timedelta]] = {
 
 
 async def sweep_once(conn: Conn, now: datetime) -> dict[str, int]:
-    """Delete everything expired as of `now`; returns the rows deleted per table. Does nothing
+    """Delete everything expired as of `now`; returns the rows deleted per table, and under
+    "expired" how many of the scenes were never finished (pending or scanned). Does nothing
     (empty answer) while another process sweeps."""
     if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
         return {}
@@ -56,10 +58,14 @@ async def sweep_once(conn: Conn, now: datetime) -> dict[str, int]:
             while True:
                 rows = await conn.fetch(
                     f"DELETE FROM {table} WHERE ctid IN"
-                    f" (SELECT ctid FROM {table} WHERE {condition} LIMIT {BATCH}) RETURNING 1",
+                    f" (SELECT ctid FROM {table} WHERE {condition} LIMIT {BATCH})"
+                    f" RETURNING {'status' if name == 'scenes' else 'NULL AS status'}",
                     now - grace,
                 )
                 total += len(rows)
+                if name == "scenes":
+                    unfinished = sum(row["status"] in ("pending", "scanned") for row in rows)
+                    deleted["expired"] = deleted.get("expired", 0) + unfinished
                 if len(rows) < BATCH:
                     break
             deleted[name] = total
@@ -68,7 +74,10 @@ async def sweep_once(conn: Conn, now: datetime) -> dict[str, int]:
     return deleted
 
 
-async def sweep_forever(pool: asyncpg.Pool, clock: Clock, every: float) -> None:
+async def sweep_forever(
+    pool: asyncpg.Pool, clock: Clock, every: float,
+    swept: Callable[[dict[str, int]], None] = lambda deleted: None,
+) -> None:
     """Sweep every `every` seconds (with a little jitter, so processes spread out)."""
     while True:
         await asyncio.sleep(every * random.uniform(0.8, 1.2))  # noqa: S311 - not a secret
@@ -81,5 +90,6 @@ async def sweep_forever(pool: asyncpg.Pool, clock: Clock, every: float) -> None:
         except Exception:  # a bug must not end housekeeping for the life of the process
             log.exception("sweep failed")
             continue
+        swept(deleted)
         if any(deleted.values()):
             log.info("swept %s", ", ".join(f"{n} {t}" for t, n in deleted.items() if n))

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import re
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -132,8 +134,10 @@ class WeChatClient:
         clock: Clock,
         page: str,
         env_version: str,
+        observe: Callable[[str, str, float], None] = lambda api, outcome, seconds: None,
     ) -> None:
         self.appid = appid
+        self._observe = observe  # (api, outcome, seconds) of every call, for the metrics
         self._secret = secret
         self._http = http
         self._base = api_base.rstrip("/")
@@ -174,6 +178,17 @@ class WeChatClient:
             log.error("wechat %s answered HTTP %s", api, status)
             raise WeChatError()
         return body
+
+    @contextlib.asynccontextmanager
+    async def _observed(self, api: str) -> AsyncIterator[None]:
+        started, outcome = time.perf_counter(), "ok"
+        try:
+            yield
+        except BaseException as exc:
+            outcome = OUTCOMES.get(type(exc), "error")
+            raise
+        finally:
+            self._observe(api, outcome, time.perf_counter() - started)
 
     def _json(self, api: str, body: bytes) -> dict[str, Any]:
         try:
@@ -220,6 +235,10 @@ class WeChatClient:
     # --- access token --------------------------------------------------------------------------
 
     async def _fetch_token(self) -> tuple[str, int]:
+        async with self._observed("stable_token" if self._stable else "token"):
+            return await self._fetch_token_once()
+
+    async def _fetch_token_once(self) -> tuple[str, int]:
         if self._stable:
             try:
                 body = await self._request(
@@ -255,6 +274,12 @@ class WeChatClient:
             log.error("wechat token answer lacks access_token/expires_in")
             raise WeChatError()
         return token, expires_in
+
+    async def check_credentials(self) -> int:
+        """Ask WeChat for a token now, without keeping it: its lifetime in seconds. For
+        `wxlogin doctor`, which must prove the appid and secret, not find a cached token."""
+        _token, expires_in = await self._deadline(self._fetch_token())
+        return int(expires_in)
 
     async def access_token(self, stale: str | None = None) -> str:
         """A token with at least REFRESH_MARGIN left; `stale` names one WeChat just rejected."""
@@ -331,6 +356,10 @@ class WeChatClient:
         )
 
         async def call(token: str) -> CodeImage:
+            async with self._observed("getwxacodeunlimit"):
+                return await attempt(token)
+
+        async def attempt(token: str) -> CodeImage:
             body = await self._request(
                 "getwxacodeunlimit", "POST", "/wxa/getwxacodeunlimit",
                 params={"access_token": token}, data=payload,
@@ -349,6 +378,10 @@ class WeChatClient:
 
     async def code2session(self, code: str) -> WxSession:
         async def call() -> WxSession:
+            async with self._observed("jscode2session"):
+                return await exchange()
+
+        async def exchange() -> WxSession:
             body = await self._request(
                 "jscode2session", "GET", "/sns/jscode2session",
                 params={
@@ -393,3 +426,15 @@ class _TokenRejected(ApiError):
     def __init__(self, errcode: int) -> None:
         super().__init__("WeChat rejected the access token.")
         self.errcode = errcode
+
+
+# The `outcome` label of a call that raised (anything not named here: "error").
+OUTCOMES: dict[type[BaseException], str] = {
+    WeChatBusy: "busy",
+    WeChatUnreachable: "unreachable",
+    CodeRejected: "code_rejected",
+    _TokenRejected: "token_rejected",
+    _NoStableToken: "missing",
+    TimeoutError: "timeout",
+    asyncio.CancelledError: "cancelled",
+}

@@ -23,10 +23,10 @@ from tests.helpers import until_healthy
 ROOT = Path(__file__).parent.parent
 
 
-def spawn(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def spawn(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
     with log.open("wb") as output:  # the child keeps its own descriptor
         return subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "server", "serve"], cwd=ROOT,
+            [sys.executable, "-m", "server", "serve", *args], cwd=ROOT,
             env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT,
         )
 
@@ -178,6 +178,94 @@ async def test_sigterm_answers_every_waiting_poll_then_stops_everything(
     finally:
         for browser in browsers:
             await browser.close()
+
+
+def workers_of(parent: int) -> set[int]:
+    """The pids of `parent`'s children that run the server (not the embedded PostgreSQL)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent and b"postgres" not in command:
+            found.add(int(entry.name))
+    return found
+
+
+async def test_serve_with_workers_shares_one_port_and_replaces_a_dead_worker(
+    fw: FakeWeChat, tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    data, port = tmp_path / "data", free_port()
+    env = {
+        "WXLOGIN_PORT": str(port), "WXLOGIN_APPID": APPID, "WXLOGIN_SECRET": SECRET,
+        "WXLOGIN_WECHAT_API_BASE": fw.url, "WXLOGIN_DATA_DIR": str(data),
+        "WXLOGIN_DATABASE_URL": "", "DATABASE_URL": "", "WXLOGIN_SCENES_PER_MINUTE": "0",
+        "WXLOGIN_STEPS_PER_MINUTE": "0",
+    }
+    log = tmp_path / "serve.log"
+    process = spawn(env, log, "--workers", "3")
+    processes.append(process)
+    await until_healthy(port, process, log)
+    deadline = time.monotonic() + 20
+    while len(workers_of(process.pid)) < 3 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    first = workers_of(process.pid)
+    assert len(first) == 3, log.read_text()
+    assert "3 workers" in log.read_text()
+    site = f"http://127.0.0.1:{port}"
+
+    async def login(n: int) -> str:
+        # A new connection each time, so the poll and the push land on any of the workers.
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+            async with browser.post(f"{site}/api/scenes") as response:
+                scene = (await response.json())["scene"]
+
+            async def wait() -> str:
+                async with browser.get(f"{site}/api/scenes/{scene}",
+                                       params={"wait": "20"}) as answer:
+                    state: str = (await answer.json())["status"]
+                    return state
+
+            waiting = asyncio.create_task(wait())
+            await asyncio.sleep(0.2)
+            async with aiohttp.ClientSession() as phone, phone.post(
+                    f"{site}/api/pushCode", json={"scene": scene, "code": fw.mint()}) as pushed:
+                assert pushed.status == 200
+            # Well within the 5 s re-check: the wake-up crossed workers through NOTIFY.
+            return await asyncio.wait_for(waiting, 3)
+
+    assert await asyncio.gather(*(login(n) for n in range(30))) == ["confirmed"] * 30
+
+    victim = next(iter(first))
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        now = workers_of(process.pid)
+        if len(now) == 3 and victim not in now:
+            break
+        await asyncio.sleep(0.1)
+    assert len(workers_of(process.pid)) == 3 and victim not in workers_of(process.pid)
+    await until_healthy(port, process, log)
+    assert await login(99) == "confirmed"
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(20) == 0, log.read_text()
+    assert not workers_of(process.pid) and not postgres_running(data)
+
+
+def test_sandbox_mode_refuses_workers(tmp_path: Path) -> None:
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "server", "serve", "--workers", "2"], cwd=ROOT,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("WXLOGIN_")},
+             "WXLOGIN_DATA_DIR": str(tmp_path)},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2 and "drop --workers" in result.stderr
 
 
 async def test_serve_without_credentials_runs_the_sandbox_and_says_so(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .. import openapi
 from . import browser, miniprogram, ops, pages
 
 
@@ -22,4 +23,6 @@ def routes(*, sandbox: bool) -> list[web.AbstractRouteDef]:
         web.get("/api/avatars/{avatar}.jpg", miniprogram.avatar),
         web.get("/api/auth", ops.forward_auth),
         web.get("/healthz", ops.healthz),
+        web.get("/api/openapi.json", openapi.openapi),
+        web.get("/metrics", ops.metrics),
     ]

@@ -83,6 +83,7 @@ async def create_scene(request: web.Request) -> web.Response:
         if owner is not None:
             found = await scenes.live_pending(conn, owner, now, settings.scene_ttl / 2)
             if found is not None:
+                services.metrics.step("reused")
                 return scene_created(request, found.scene, found.expires_in(now))
             limits.scenes_by_ip.check(ip, "new logins from this address")
             limits.scenes_by_session.check(owner, "new logins")
@@ -106,6 +107,7 @@ async def create_scene(request: web.Request) -> web.Response:
             now=now,
             expires_at=now + timedelta(seconds=settings.scene_ttl),
         )
+    services.metrics.step("created")
     return scene_created(request, scene.scene, settings.scene_ttl)
 
 
@@ -198,6 +200,7 @@ async def log_in(
                     conn, request, session_id=storage.derived_id(found.scene, nonce),
                     browser=owner, user_id=user.id, now=now,
                 )
+                services.metrics.step("logged_in")
                 return user.public()
         # The gate was used before. If this browser's answer was lost, it still holds the
         # pre-login session: hand out the same post-login session again, never a second one.

@@ -91,6 +91,7 @@ async def push_code(request: web.Request) -> web.Response:
                 conn, scene, "confirm", claimant=claimant, now=clock.now(), user_id=user.id
             )
         services.hub.wake(scene)
+        services.metrics.step("confirmed")
         return Answer(200, {"ok": True, "user": user.public()}, {})
 
     answer = await services.steps.run(
@@ -114,6 +115,7 @@ async def scan(request: web.Request) -> web.Response:
                 conn, scene, "scan", claimant=user_key(wechat.appid, wx), now=now
             )
         services.hub.wake(scene)
+        services.metrics.step("scanned")
         browser, system = describe_agent(moved.browser_agent)
         context = {
             "site": urlsplit(settings.public_url).hostname or settings.public_url,
@@ -144,6 +146,7 @@ async def deny(request: web.Request) -> web.Response:
                 conn, scene, "deny", claimant=user_key(wechat.appid, wx), now=clock.now()
             )
         services.hub.wake(scene)
+        services.metrics.step("denied")
         return Answer(200, {"status": "denied"}, {})
 
     answer = await services.steps.run(

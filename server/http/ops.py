@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from ..app import SERVICES
+from ..app import METRICS, SERVICES
 from ..errors import DatabaseUnavailable, NotLoggedIn
 from .browser import current_user
 
@@ -18,6 +18,12 @@ async def healthz(request: web.Request) -> web.Response:
     except Exception:  # any failure to reach the database is the answer, not an error
         raise DatabaseUnavailable() from None
     return web.json_response({"ok": True})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus's text format. Not for the public: the documented proxy setups do not route
+    /metrics, so scrape the server's own address."""
+    return request.app[METRICS].exposition()
 
 
 async def forward_auth(request: web.Request) -> web.Response:
