@@ -66,28 +66,26 @@ async def check_database(url: str, out: list[str]) -> tuple[asyncpg.Pool | None,
 
 
 async def check_app(client: WeChatClient, role: str, settings: Settings, out: list[str]) -> bool:
-    fine = True
-    with wechat_explanations() as heard:
-        try:
-            lifetime = await client.check_credentials()
-            out.append(f"{OK} {client.appid} ({role}) credentials: WeChat gave an access token "
-                       f"valid for {lifetime} s")
-        except ApiError as error:
-            fine = False
-            out.append(f"{FAIL} {client.appid} ({role}) credentials: {error.message}")
-            out.extend(f"       {line}" for line in heard)
-            return fine
-        heard.clear()
-        try:
-            image = await client.draw_code("doctor" + secrets.token_hex(8))
-            out.append(f"{OK} {client.appid} ({role}) code: drew a {len(image.data)}-byte "
-                       f"{image.content_type} for page {settings.page} "
-                       f"({settings.env_version} build)")
-        except ApiError as error:
-            fine = False
-            out.append(f"{FAIL} {client.appid} ({role}) code: {error.message}")
-            out.extend(f"       {line}" for line in heard)
-    return fine
+    """The credentials, then one code drawn; stops at the first that fails."""
+
+    async def credentials() -> str:
+        lifetime = await client.check_credentials()
+        return f"WeChat gave an access token valid for {lifetime} s"
+
+    async def code() -> str:
+        image = await client.draw_code("doctor" + secrets.token_hex(8))
+        return (f"drew a {len(image.data)}-byte {image.content_type} for page {settings.page} "
+                f"({settings.env_version} build)")
+
+    for name, check in (("credentials", credentials), ("code", code)):
+        with wechat_explanations() as heard:
+            try:
+                out.append(f"{OK} {client.appid} ({role}) {name}: {await check()}")
+            except ApiError as error:
+                out.append(f"{FAIL} {client.appid} ({role}) {name}: {error.message}")
+                out.extend(f"       {line}" for line in heard)
+                return False
+    return True
 
 
 async def run(settings: Settings) -> tuple[bool, list[str]]:
