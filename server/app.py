@@ -16,6 +16,7 @@ from aiohttp_session import SESSION_KEY, STORAGE_KEY, session_middleware
 
 from .clock import Clock
 from .codes import CodeDrawer
+from .db import keep_session
 from .errors import error_middleware
 from .limits import Buckets, Concurrency, Limits, Rate
 from .logs import REQUEST_ID, REQUEST_ID_KEY, request_id, route_of, stamp_request_ids
@@ -187,7 +188,8 @@ def create_app(
         owned = pool is None
         if pool is None:
             db = await asyncpg.create_pool(
-                database_url, min_size=1, max_size=10, command_timeout=10
+                database_url, min_size=1, max_size=settings.pool_size, command_timeout=10,
+                reset=keep_session,
             )
         else:
             db = pool() if callable(pool) else pool

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import logging
+import resource
 import socket
 import sys
 import warnings
@@ -64,10 +67,27 @@ SANDBOX_BANNER = """\
 ================================================================================"""
 
 
+def more_open_files() -> int:
+    """Raise this process's open-file limit to the most allowed; returns the new limit.
+
+    Every waiting browser is an open socket, and the usual soft limit (1,024) would refuse
+    connections long before memory or CPU run short.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 def run(
     app: web.Application, *, host: str | None = None, port: int | None = None,
     sock: socket.socket | None = None,
 ) -> None:
+    # Start-up's objects (modules, the app) live as long as the process: out of the collector's
+    # sight they are not walked again by every full pass, which at 10,000 waiting polls stalls.
+    gc.freeze()
     web.run_app(
         app, host=host, port=port, sock=sock, handler_cancellation=True, print=None,
         access_log=logging.getLogger("wxlogin.access"), access_log_class=logs.AccessLogger,
@@ -83,6 +103,10 @@ def serve(settings: Settings, workers: int = 1) -> None:
                   "issues in memory); drop --workers", file=sys.stderr)
             raise SystemExit(2)
         print(SANDBOX_BANNER.format(url=settings.public_url), flush=True)
+    files = more_open_files()
+    if files < 4096:
+        print(f"wxlogin: only {files} open files allowed, so at most about that many browsers "
+              "can wait at once; raise it (LimitNOFILE= in systemd)", file=sys.stderr)
     with database(settings) as ready:
         where = f"listening on {ready.host}:{ready.port}"
         if workers == 1:

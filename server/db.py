@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import TypeAlias
 
 import asyncpg
@@ -15,3 +17,35 @@ ACQUIRE_TIMEOUT = 5.0
 
 def acquire(pool: asyncpg.Pool) -> PoolAcquireContext[asyncpg.Record]:
     return pool.acquire(timeout=ACQUIRE_TIMEOUT)
+
+
+async def keep_session(_conn: asyncpg.Connection) -> None:
+    """The pool's reset: nothing to undo, so no reset query on every release.
+
+    asyncpg's default sends `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` each time
+    a connection goes back, a round trip that was a third of the statements of a login. Pooled
+    connections here never SET, LISTEN or keep cursors; asyncpg still rolls back a transaction
+    left open; the one session-level state, an advisory lock, goes through `session_lock`.
+    """
+
+
+@contextlib.asynccontextmanager
+async def session_lock(conn: Conn, key: int, *, wait: bool) -> AsyncIterator[bool]:
+    """Hold a session-level advisory lock (yields False when `wait` is off and it is taken).
+
+    If the unlock cannot be sent, the connection is closed rather than returned to the pool
+    still holding the lock, which would stop every later taker in every process.
+    """
+    if wait:
+        await conn.execute("SELECT pg_advisory_lock($1)", key)
+    elif not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        try:
+            await conn.execute("SELECT pg_advisory_unlock($1)", key)
+        except BaseException:
+            conn.terminate()
+            raise

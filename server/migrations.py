@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .db import Conn
+from .db import Conn, session_lock
 
 log = logging.getLogger("wxlogin.migrations")
 
@@ -54,8 +54,7 @@ async def migrate(conn: Conn, folder: Path | None = None) -> list[str]:
     """Apply what is missing; returns the names applied (empty when up to date)."""
     migrations = discover(folder)
     applied: list[str] = []
-    await conn.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
-    try:
+    async with session_lock(conn, LOCK_KEY, wait=True):
         await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
         await conn.execute(
             f"CREATE TABLE IF NOT EXISTS {SCHEMA}.schema_migrations ("
@@ -79,6 +78,4 @@ async def migrate(conn: Conn, folder: Path | None = None) -> list[str]:
                 )
             log.info("applied migration %s", migration.name)
             applied.append(migration.name)
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
     return applied

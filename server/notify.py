@@ -125,14 +125,12 @@ class Hub:
                 await self.recheck_once()
 
     async def recheck_once(self) -> None:
-        watched = list(self._waiters)
+        watched = {(scene, w.since) for scene, group in self._waiters.items() for w in group}
         if not watched:
             return
         async with acquire(self._pool) as conn:
-            rows = await scenes.statuses(conn, watched)
-        now = self._clock.now()
-        current = {row.scene: row.state(now) for row in rows}
-        for scene in watched:
+            moved = await scenes.moved(conn, list(watched), self._clock.now())
+        for scene, since in moved:
             for waiter in list(self._waiters.get(scene, ())):
-                if current.get(scene) != waiter.since:
+                if waiter.since == since:
                     waiter.event.set()

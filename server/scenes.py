@@ -195,8 +195,18 @@ async def open_login_gate(
     )
 
 
-async def statuses(conn: Conn, scenes: list[str]) -> list[Scene]:
+async def moved(conn: Conn, watched: list[tuple[str, str]], now: datetime) -> list[tuple[str, str]]:
+    """Of the (scene, status seen) pairs, those whose scene now has another state (or is gone).
+
+    Compared in SQL so that thousands of watched scenes cost one small answer rather than a row
+    object per scene: at 10,000 waiting polls those objects were what set off full GC passes.
+    """
     rows = await conn.fetch(
-        f"SELECT {COLUMNS} FROM wxlogin.scenes WHERE scene = ANY($1::text[])", scenes
+        "SELECT w.scene, w.since FROM unnest($1::text[], $2::text[]) AS w(scene, since)"
+        " LEFT JOIN wxlogin.scenes s ON s.scene = w.scene"
+        " WHERE s.scene IS NULL OR w.since IS DISTINCT FROM CASE"
+        " WHEN s.status IN ('pending', 'scanned') AND s.expires_at <= $3 THEN 'expired'"
+        " ELSE s.status END",
+        [scene for scene, _ in watched], [since for _, since in watched], now,
     )
-    return [Scene(**dict(row)) for row in rows]
+    return [(row[0], row[1]) for row in rows]

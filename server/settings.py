@@ -63,6 +63,8 @@ class Settings:
     polls_per_session: int = 8
     polls_per_ip: int = 500
     draw_budget: int = 2000
+    # Per process; a waiting poll holds none, so this bounds concurrent queries, not browsers.
+    pool_size: int = 10
 
     @property
     def sandbox(self) -> bool:
@@ -225,6 +227,7 @@ class Settings:
             polls_per_session=integer("WXLOGIN_POLLS_PER_SESSION", 8, 0, 10**6),
             polls_per_ip=integer("WXLOGIN_POLLS_PER_IP", 500, 0, 10**6),
             draw_budget=integer("WXLOGIN_DRAW_BUDGET", 2000, 0, 5000),
+            pool_size=integer("WXLOGIN_DB_POOL_SIZE", 10, 1, 1000),
             trusted_proxies=tuple(proxies),
             apps=tuple(apps),
             log_level=log_level,

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from .clock import Clock
-from .db import Conn, acquire
+from .db import Conn, acquire, session_lock
 
 log = logging.getLogger("wxlogin.sweeper")
 
@@ -49,10 +49,10 @@ async def sweep_once(conn: Conn, now: datetime) -> dict[str, int]:
     """Delete everything expired as of `now`; returns the rows deleted per table, and under
     "expired" how many of the scenes were never finished (pending or scanned). Does nothing
     (empty answer) while another process sweeps."""
-    if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
-        return {}
     deleted: dict[str, int] = {}
-    try:
+    async with session_lock(conn, LOCK_KEY, wait=False) as mine:
+        if not mine:
+            return {}
         for name, (table, condition, grace) in RULES.items():
             total = 0
             while True:
@@ -69,8 +69,6 @@ async def sweep_once(conn: Conn, now: datetime) -> dict[str, int]:
                 if len(rows) < BATCH:
                     break
             deleted[name] = total
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
     return deleted
 
 

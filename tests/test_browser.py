@@ -208,7 +208,7 @@ async def test_a_cut_long_poll_resumes_and_still_picks_up_the_login(
         await answered
         await route.abort("connectionreset")
 
-    await desk.route("**/api/scenes/*?wait=25*", lose_the_first_answer)
+    await desk.route("**/api/scenes/*?wait=50*", lose_the_first_answer)
     await desk.goto(f"{base}/login?next=/account")
     phone_url = await read_code(desk)
     await asyncio.wait_for(holding.wait(), 10)

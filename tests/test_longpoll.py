@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from datetime import timedelta
 
 import asyncpg
 
+from server.clock import FakeClock
 from server.http import inputs
 from tests.conftest import MakeBrowser, MakeServer
 from tests.fakewechat import FakeWeChat
@@ -117,3 +119,28 @@ async def test_a_lost_listen_connection_delays_but_loses_nothing(
         assert body["status"] == "confirmed"
         await b1.post("/api/logout")
         b1 = await browser(server_a)
+
+
+async def test_the_recheck_wakes_a_poll_whose_change_sent_no_notification(
+    browser: MakeBrowser, fw: FakeWeChat, db: asyncpg.Connection[asyncpg.Record],
+    clock: FakeClock,
+) -> None:
+    b1, b2, b3 = await browser(), await browser(), await browser()
+    moved, expiring, still = await new_scene(b1), await new_scene(b2), await new_scene(b3)
+    polls = [
+        asyncio.create_task(poll(owner, scene, wait=20))
+        for owner, scene in ((b1, moved), (b2, expiring), (b3, still))
+    ]
+    await asyncio.sleep(0.3)
+    # Behind the server's back: no NOTIFY, so only the re-check (every 0.5 s here) can tell.
+    await db.execute("UPDATE wxlogin.scenes SET status = 'denied' WHERE scene = $1", moved)
+    await db.execute(
+        "UPDATE wxlogin.scenes SET expires_at = $2 WHERE scene = $1",
+        expiring, clock.now() - timedelta(seconds=1),
+    )
+    started = time.monotonic()
+    (_, first), (_, second) = await asyncio.wait_for(asyncio.gather(*polls[:2]), 5)
+    assert first["status"] == "denied" and second["status"] == "expired"
+    assert time.monotonic() - started < 3
+    assert not polls[2].done()  # unchanged: still waiting
+    polls[2].cancel()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import signal
 import statistics
 import subprocess
@@ -343,3 +344,21 @@ async def test_wxlogin_users_uses_the_embedded_database_a_server_is_running(
     async with aiohttp.ClientSession() as http:
         async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
             assert response.status == 200
+
+
+def test_serve_raises_its_open_file_limit_for_many_waiting_browsers() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    soft = 256
+    assert hard == resource.RLIM_INFINITY or hard > soft
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    result = subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-c", "import resource; from server.cli import more_open_files;"
+         " print(resource.getrlimit(resource.RLIMIT_NOFILE)[0], more_open_files())"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, preexec_fn=low_limit, check=True,
+    )
+    before, after = map(int, result.stdout.split())
+    assert before == soft
+    assert after > soft and (after == hard or hard == resource.RLIM_INFINITY)

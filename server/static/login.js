@@ -100,7 +100,7 @@
   }
 
   async function poll(mine) {
-    var delay = 1000, wait = 25;
+    var delay = 1000, wait = 50;  // the most the server holds: one request a browser-minute or so
     while (mine === generation) {
       var response;
       try {
@@ -120,7 +120,7 @@
         show(response.status === 404 ? "expired" : "error", await errorText(response));
         return;
       }
-      delay = 1000; wait = 25;
+      delay = 1000; wait = 50;
       var body = await response.json();
       status = body.status;
       if (status === "confirmed") { show("confirmed"); window.location.assign(next); return; }

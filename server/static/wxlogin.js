@@ -107,7 +107,7 @@
       while (mine === generation) {
         var body;
         try {
-          var answer = await api("/api/scenes/" + scene + "?wait=25&since=" + since);
+          var answer = await api("/api/scenes/" + scene + "?wait=50&since=" + since);
           if (answer.status >= 500) throw new Error("busy");
           if (!answer.ok) return say(t.expired, true);
           body = await answer.json();
