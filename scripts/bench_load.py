@@ -555,6 +555,7 @@ async def job_compare(job: dict[str, Any]) -> None:
     async def person(delay: float) -> dict[str, float]:
         browser, phone = Conn(port), Conn(port)
         sent: list[float] = []
+        answered: list[float] = []
         try:
             scene, code_path = await create_scene(browser)
             await draw(browser, code_path)
@@ -567,6 +568,7 @@ async def job_compare(job: dict[str, Any]) -> None:
                 await sleep_until(shown + delay)
                 sent.append(now())
                 await push(phone, scene, push_code)
+                answered.append(now())
 
             phone_task = asyncio.create_task(phone_side())
             first_poll, polls = now(), 0
@@ -596,6 +598,9 @@ async def job_compare(job: dict[str, Any]) -> None:
                 phone_task.cancel()
             return {"requests": browser.requests, "polls": polls,
                     "waiting_s": learned - first_poll, "lag_ms": (learned - sent[0]) * 1000,
+                    # The confirmation is committed before either answer leaves the server: how
+                    # much later than the phone the browser knew (0 when it knew first).
+                    "after_phone_ms": max(0.0, learned - answered[0]) * 1000,
                     "phone_requests": phone.requests}
         finally:
             browser.close()
@@ -611,8 +616,57 @@ async def job_compare(job: dict[str, Any]) -> None:
     emit("result", people=people, errors=dict(errors))
 
 
+async def job_idle(job: dict[str, Any]) -> None:
+    """Section 5's open login pages that nobody scans: each approach's browsers open their pages
+    at moments spread over `spread` seconds, then the poll requests sent in the next `window`
+    seconds are counted (the steady state, whatever phase each browser is in)."""
+    port, count = job["port"], job["browsers"]
+    started = now()
+    window = (started + job["spread"], started + job["spread"] + job["window"])
+    rng = random.Random(job["seed"])  # noqa: S311 - a benchmark's fixed draw
+    errors: Counter[str] = Counter()
+
+    async def page(approach: str, opens_at: float) -> int:
+        await sleep_until(started + opens_at)
+        browser = Conn(port)
+        counted = 0
+        try:
+            scene, code_path = await create_scene(browser)
+            await draw(browser, code_path)
+            first, polls, status = now(), 0, "pending"
+            while now() < window[1]:
+                if approach == "interval":
+                    await sleep_until(first + polls * job["interval"])
+                    if now() >= window[1]:
+                        break
+                counted += window[0] <= now()
+                polls += 1
+                if approach == "interval":
+                    status = await poll(browser, scene, 0)
+                else:
+                    # Cut short at the window's end: only requests sent inside it count.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(window[1] - now()):
+                            status = await poll(browser, scene, job["wait"], status)
+                if status != "pending":
+                    raise Failed(f"GET poll answered {status}")
+        except (Failed, OSError, asyncio.IncompleteReadError) as exc:
+            errors[label(exc)] += 1
+        finally:
+            browser.close()
+        return counted
+
+    counts: dict[str, list[int]] = {}
+    tasks = {approach: [asyncio.create_task(page(approach, rng.uniform(0, job["spread"])))
+                        for _ in range(count)] for approach in ("interval", "long")}
+    for approach, group in tasks.items():
+        counts[approach] = list(await asyncio.gather(*group))
+    emit("result", counts=counts, window=job["window"], errors=dict(errors))
+
+
 JOBS: dict[str, Callable[[dict[str, Any]], Coroutine[Any, Any, None]]] = {
     "waiting": job_waiting, "wakeup": job_wakeup, "logins": job_logins, "compare": job_compare,
+    "idle": job_idle,
 }
 
 
@@ -789,14 +843,16 @@ class Plan:
     browsers: int
     delays: tuple[float, float]
     settle: float
+    idle_spread: float
+    idle_window: float
 
 
 FULL = Plan(waiting=10_000, hold=10.0, release_push=20, rate=50.0, steady_seconds=10.0,
             burst=1000, concurrency=64, warmup=3.0, login_seconds=20.0, browsers=200,
-            delays=(3.0, 15.0), settle=11.0)
+            delays=(3.0, 15.0), settle=11.0, idle_spread=50.0, idle_window=60.0)
 QUICK = Plan(waiting=500, hold=3.0, release_push=10, rate=50.0, steady_seconds=2.0, burst=100,
              concurrency=32, warmup=1.0, login_seconds=4.0, browsers=30, delays=(2.0, 5.0),
-             settle=11.0)
+             settle=11.0, idle_spread=50.0, idle_window=10.0)
 
 
 @dataclass
@@ -931,6 +987,10 @@ class Bench:
         port = free_port()
         log = self.logs / f"{name}.log"
         command = [sys.executable, "-m", "server", "serve"]
+        if name == "A" and self.args.profile:
+            # Wall-clock samples of server A's main thread, written when it stops (SIGTERM).
+            command[1:1] = ["-m", "pyinstrument", "--renderer", "text",
+                            "--outfile", str(Path(self.args.profile).resolve())]
         if workers > 1:
             command += ["--workers", str(workers)]
         with log.open("ab") as out:
@@ -1236,8 +1296,8 @@ class Bench:
         rng = random.Random(self.args.seed)  # noqa: S311 - a benchmark's fixed draw
         delays = [rng.uniform(lo, hi) for _ in range(plan.browsers)]
         say(f"\n## 5. Interval polling (GET …?wait=0 every 1 s) against long-polling "
-            f"(wait=25&since=…), {plan.browsers} browsers at once each, scan-and-confirm after "
-            f"{lo:g}–{hi:g} s (uniform, seed {self.args.seed})\n")
+            f"(wait=50&since=…, as the login page does), {plan.browsers} browsers at once each, "
+            f"scan-and-confirm after {lo:g}–{hi:g} s (uniform, seed {self.args.seed})\n")
         await self.monitor.log_statements(True)
         measured: dict[str, dict[str, float]] = {}
         errors: dict[str, str] = {}
@@ -1249,7 +1309,7 @@ class Bench:
                 metrics0 = (await scrape(a.port)).requests()
                 generator = await self.generator({
                     "kind": "compare", "port": a.port, "fake_port": self.fake_port,
-                    "approach": approach, "delays": delays, "interval": 1.0, "wait": 25})
+                    "approach": approach, "delays": delays, "interval": 1.0, "wait": 50})
                 result = await self.finish(generator)
                 metrics1 = (await scrape(a.port)).requests()
                 own, resets = self.monitor.statements(log0)
@@ -1267,7 +1327,7 @@ class Bench:
                     "browser requests per login": sum(p["requests"] for p in people) / logins,
                     "all requests the server answered per login (phone's 2 included)":
                         served / logins,
-                    "poll requests per waiting-browser-minute": polls / minutes,
+                    "poll requests per minute of waiting for the person": polls / minutes,
                     "database transactions per login (pg_stat_database xact_commit "
                     "+ xact_rollback)": (xact1 - xact0) / logins,
                     "SQL statements per login (statement log, pool resets left out)":
@@ -1278,19 +1338,33 @@ class Bench:
                         percentile([p["lag_ms"] for p in people], 0.5),
                     "lag push sent → browser learns, p99 (ms)":
                         percentile([p["lag_ms"] for p in people], 0.99),
+                    "lag after the phone's answer (0 if the browser knew first), p50 (ms)":
+                        percentile([p["after_phone_ms"] for p in people], 0.5),
+                    "lag after the phone's answer, p99 (ms)":
+                        percentile([p["after_phone_ms"] for p in people], 0.99),
                     "logins completed": float(len(people)),
                 }
                 errors[approach] = errors_text(Counter(result["errors"]) + Counter(bad))
         finally:
             await self.monitor.log_statements(False)
+        generator = await self.generator({
+            "kind": "idle", "port": a.port, "browsers": plan.browsers, "seed": self.args.seed,
+            "spread": plan.idle_spread, "window": plan.idle_window, "interval": 1.0, "wait": 50})
+        idle = await self.finish(generator)
+        minutes = plan.browsers * idle["window"] / 60
+        for approach, counts in idle["counts"].items():
+            measured[approach]["**poll requests per waiting-browser-minute**, pages open with "
+                               "nobody scanning"] = sum(counts) / minutes
+        errors["idle pages"] = errors_text(Counter(idle["errors"]))
         rows = []
         for key in measured["interval"]:
             poll_value, long_value = measured["interval"][key], measured["long"][key]
             ratio = poll_value / long_value if long_value else math.inf
-            digits = 0 if "lag" in key or "completed" in key else 1
-            rows.append([key, f"{poll_value:.{digits}f}", f"{long_value:.{digits}f}",
-                         f"**{ratio:.1f}×**" if "completed" not in key else ""])
+            digits = 0 if "completed" in key else 1
+            shown = "" if "completed" in key or not poll_value else f"**{ratio:.1f}×**"
+            rows.append([key, f"{poll_value:.{digits}f}", f"{long_value:.{digits}f}", shown])
         rows.append(["errors", errors["interval"], errors["long"], ""])
+        rows.append(["errors, pages nobody scans (both approaches)", errors["idle pages"], "", ""])
         say(table(["per login", "interval polling (1 s)", "long-polling", "ratio polling / long"],
                   rows))
         say("\nBoth runs on server A alone, one after the other, the same people and delays. "
@@ -1298,8 +1372,14 @@ class Bench:
             "counted two ways: transactions from pg_stat_database (read after "
             f"{plan.settle:g} s idle, when backends have published their counts) and "
             "statements from PostgreSQL's own log (log_statement = all during this section). "
-            "Each answer also costs asyncpg one reset query when a connection goes back to "
-            "the pool, counted apart.")
+            "Pool resets are counted apart (none since the pool keeps sessions as they are). "
+            "The lag from the push includes the push's own work (the code exchange with the "
+            "stand-in, the user upsert, the commit), the same for both approaches; the "
+            "confirmation is committed before either the phone's or the browser's answer "
+            "leaves, so the lag after the phone's answer is the polling's own delay. "
+            f"Pages nobody scans: {plan.browsers} browsers per approach, at the same time, open "
+            f"their pages at moments spread over {plan.idle_spread:g} s; requests sent in the "
+            f"next {plan.idle_window:g} s are counted.")
         self.footer(started)
 
     # -- everything --
@@ -1382,6 +1462,8 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, Plan]:
     parser.add_argument("--seed", type=int, default=7, help="section 5's delays (default 7)")
     parser.add_argument("--sections", default="1235",
                         help="which sections to run, e.g. 35 (default 1235; 4 comes with 3)")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="run server A under pyinstrument and write its profile to FILE")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     overrides = {"waiting": args.waiting, "burst": args.burst, "rate": args.rate,
