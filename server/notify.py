@@ -45,21 +45,24 @@ class Hub:
         self._clock = clock
         self._recheck_every = recheck_every
         self._waiters: dict[str, set[Waiter]] = {}
+        self._count = 0  # kept, not summed: /metrics reads it, at any number of waiters
         self.listening = asyncio.Event()
         self.wakeups = 0
         self.closing = False  # shutting down: polls answer now instead of waiting
 
     @property
     def waiting(self) -> int:
-        return sum(len(group) for group in self._waiters.values())
+        return self._count
 
     @contextlib.contextmanager
     def watch(self, scene: str, since: str) -> Iterator[Waiter]:
         waiter = Waiter(since)
         self._waiters.setdefault(scene, set()).add(waiter)
+        self._count += 1
         try:
             yield waiter
         finally:
+            self._count -= 1
             group = self._waiters.get(scene)
             if group is not None:
                 group.discard(waiter)

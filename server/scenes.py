@@ -38,7 +38,14 @@ COLUMNS = (
 
 
 def new_scene() -> str:
-    return "".join(secrets.choice(ALPHABET) for _ in range(SCENE_LENGTH))
+    # One draw below 62**24, written in base 62: uniform like 24 secrets.choice calls, at one
+    # read of the system's randomness instead of 24 (it showed in the profile of POST /api/scenes).
+    number = secrets.randbelow(len(ALPHABET) ** SCENE_LENGTH)
+    digits = []
+    for _ in range(SCENE_LENGTH):
+        number, digit = divmod(number, len(ALPHABET))
+        digits.append(ALPHABET[digit])
+    return "".join(digits)
 
 
 def valid_scene(value: str) -> bool:
