@@ -1242,8 +1242,9 @@ class Bench:
                 used = {k: (cpu1[k] - cpu0[k]) / elapsed * 100 for k in groups}
                 other = (busy1 - busy0) / elapsed * 100 - sum(used.values())
                 cpu = " / ".join(f"{v:.0f}" for v in used.values()) + f" / {max(other, 0):.0f}"
-                pool = (f"{statistics.mean(in_use):.1f} ({sum(v >= 10 for v in in_use)} of "
-                        f"{len(in_use)} at 10)" if in_use else "-")
+                size = int(os.environ.get("WXLOGIN_DB_POOL_SIZE", "10"))
+                pool = (f"{statistics.mean(in_use):.1f} ({sum(v >= size for v in in_use)} of "
+                        f"{len(in_use)} at {size})" if in_use else "-")
                 rows.append([
                     name, f"**{result['in_window'] / result['seconds']:.0f}**",
                     f"{result['in_window']}", spread(result["durations"], 0), cpu, pool,
@@ -1372,7 +1373,7 @@ class Bench:
             "counted two ways: transactions from pg_stat_database (read after "
             f"{plan.settle:g} s idle, when backends have published their counts) and "
             "statements from PostgreSQL's own log (log_statement = all during this section). "
-            "Pool resets are counted apart (none since the pool keeps sessions as they are). "
+            "Pool resets (asyncpg's reset query as a connection goes back) are counted apart. "
             "The lag from the push includes the push's own work (the code exchange with the "
             "stand-in, the user upsert, the commit), the same for both approaches; the "
             "confirmation is committed before either the phone's or the browser's answer "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -106,6 +107,7 @@ async def run(logins: int) -> None:
             server.wait(20)
         await runner.cleanup()
         pg.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
