@@ -1201,8 +1201,8 @@ class Bench:
             "pushes 100 ms later on one of 16 kept-alive phone connections. Burst: all polls "
             "are seen waiting in A's wxlogin_waiting_polls first, then every push is sent at "
             "once, each on its own open connection. A and B are single `serve` processes "
-            "(pool of 10 each) on one database; the WeChat stand-in answers jscode2session "
-            "from this process.")
+            f"(pool of {os.environ.get('WXLOGIN_DB_POOL_SIZE', '10')} each) on one database; "
+            "the WeChat stand-in answers jscode2session from this process.")
         self.footer(started)
 
     async def logins(self) -> None:

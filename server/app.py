@@ -198,6 +198,7 @@ def create_app(
         try:
             async with db.acquire() as conn:
                 await migrate(conn)
+                await conn.reset()  # whatever a migration SET, the pool's no-op reset would keep
             clients: Mapping[str, WeChat]
             if wechat is not None:
                 clients = wechat

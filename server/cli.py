@@ -74,20 +74,27 @@ def more_open_files() -> int:
     connections long before memory or CPU run short.
     """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
         target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return 1 << 30 if soft == resource.RLIM_INFINITY else soft
+
+
+async def freeze_startup(_app: web.Application) -> None:
+    """Start-up's objects (modules, the app, its pool and clients) live as long as the process:
+    out of the collector's sight they are not walked again by every full pass, which at 10,000
+    waiting polls stalls the loop."""
+    gc.collect()
+    gc.freeze()
 
 
 def run(
     app: web.Application, *, host: str | None = None, port: int | None = None,
     sock: socket.socket | None = None,
 ) -> None:
-    # Start-up's objects (modules, the app) live as long as the process: out of the collector's
-    # sight they are not walked again by every full pass, which at 10,000 waiting polls stalls.
-    gc.freeze()
+    app.on_startup.append(freeze_startup)  # after the pool, the hub and the clients exist
     web.run_app(
         app, host=host, port=port, sock=sock, handler_cancellation=True, print=None,
         access_log=logging.getLogger("wxlogin.access"), access_log_class=logs.AccessLogger,

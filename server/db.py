@@ -33,12 +33,17 @@ async def keep_session(_conn: asyncpg.Connection) -> None:
 async def session_lock(conn: Conn, key: int, *, wait: bool) -> AsyncIterator[bool]:
     """Hold a session-level advisory lock (yields False when `wait` is off and it is taken).
 
-    If the unlock cannot be sent, the connection is closed rather than returned to the pool
-    still holding the lock, which would stop every later taker in every process.
+    If taking or releasing it is cut short, the connection is closed rather than returned to the
+    pool perhaps holding the lock, which would stop every later taker in every process.
     """
-    if wait:
-        await conn.execute("SELECT pg_advisory_lock($1)", key)
-    elif not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+    try:
+        taken = wait or await conn.fetchval("SELECT pg_try_advisory_lock($1)", key)
+        if wait:
+            await conn.execute("SELECT pg_advisory_lock($1)", key)
+    except BaseException:
+        conn.terminate()  # cut short (a timeout, a cancel): PostgreSQL may have granted it
+        raise
+    if not taken:
         yield False
         return
     try:

@@ -4,6 +4,7 @@ to the pool held, even when its unlock is cut short."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import asyncpg
 
@@ -59,6 +60,42 @@ async def test_an_unlock_cut_short_closes_the_connection_instead_of_pooling_the_
         async with pool.acquire() as conn:  # the pool's only connection: a new one
             assert await conn.fetchval("SELECT pg_backend_pid()") != pids[0]
         for _ in range(50):  # the old backend goes away with its lock
+            if await lock_is_free(db):
+                break
+            await asyncio.sleep(0.1)
+        assert await lock_is_free(db)
+    finally:
+        await pool.close()
+
+
+async def test_a_wait_for_the_lock_cut_short_closes_the_connection_too(
+    pg_url: str, db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    pool = await asyncpg.create_pool(pg_url, min_size=1, max_size=1, reset=keep_session)
+    pids: list[int] = []
+
+    async def taker() -> None:
+        async with pool.acquire() as conn:
+            pids.append(await conn.fetchval("SELECT pg_backend_pid()"))
+            async with session_lock(conn, KEY, wait=True):
+                await asyncio.sleep(60)
+
+    try:
+        assert await db.fetchval("SELECT pg_try_advisory_lock($1)", KEY)
+        task = asyncio.create_task(taker())
+        for _ in range(100):  # the taker is waiting in pg_advisory_lock
+            if await db.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            ):
+                break
+            await asyncio.sleep(0.05)
+        task.cancel()  # PostgreSQL may grant the lock just as the cancel lands
+        await db.execute("SELECT pg_advisory_unlock($1)", KEY)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT pg_backend_pid()") != pids[0]
+        for _ in range(50):
             if await lock_is_free(db):
                 break
             await asyncio.sleep(0.1)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import time
 from datetime import timedelta
 
 import asyncpg
+from aiohttp.test_utils import TestServer
 
+from server.app import SERVICES
 from server.clock import FakeClock
 from server.http import inputs
 from tests.conftest import MakeBrowser, MakeServer
@@ -122,7 +125,7 @@ async def test_a_lost_listen_connection_delays_but_loses_nothing(
 
 
 async def test_the_recheck_wakes_a_poll_whose_change_sent_no_notification(
-    browser: MakeBrowser, fw: FakeWeChat, db: asyncpg.Connection[asyncpg.Record],
+    browser: MakeBrowser, server: TestServer, db: asyncpg.Connection[asyncpg.Record],
     clock: FakeClock,
 ) -> None:
     b1, b2, b3 = await browser(), await browser(), await browser()
@@ -131,7 +134,12 @@ async def test_the_recheck_wakes_a_poll_whose_change_sent_no_notification(
         asyncio.create_task(poll(owner, scene, wait=20))
         for owner, scene in ((b1, moved), (b2, expiring), (b3, still))
     ]
-    await asyncio.sleep(0.3)
+    hub = server.app[SERVICES].hub
+    for _ in range(100):  # all three held, so none can learn the change by its first read
+        if hub.waiting == 3:
+            break
+        await asyncio.sleep(0.05)
+    assert hub.waiting == 3
     # Behind the server's back: no NOTIFY, so only the re-check (every 0.5 s here) can tell.
     await db.execute("UPDATE wxlogin.scenes SET status = 'denied' WHERE scene = $1", moved)
     await db.execute(
@@ -142,5 +150,7 @@ async def test_the_recheck_wakes_a_poll_whose_change_sent_no_notification(
     (_, first), (_, second) = await asyncio.wait_for(asyncio.gather(*polls[:2]), 5)
     assert first["status"] == "denied" and second["status"] == "expired"
     assert time.monotonic() - started < 3
-    assert not polls[2].done()  # unchanged: still waiting
+    assert not polls[2].done() and hub.waiting == 1  # unchanged: still waiting
     polls[2].cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await polls[2]
