@@ -1461,6 +1461,10 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, Plan]:
     parser.add_argument("--login-seconds", type=float, help="section 3's measured window")
     parser.add_argument("--browsers", type=int, help="section 5's browsers per approach")
     parser.add_argument("--seed", type=int, default=7, help="section 5's delays (default 7)")
+    parser.add_argument("--idle-spread", type=float, metavar="S",
+                        help="section 5's pages nobody scans open over S seconds")
+    parser.add_argument("--idle-window", type=float, metavar="W",
+                        help="section 5's requests of those pages are counted over W seconds")
     parser.add_argument("--sections", default="1235",
                         help="which sections to run, e.g. 35 (default 1235; 4 comes with 3)")
     parser.add_argument("--profile", metavar="FILE",
@@ -1469,7 +1473,8 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, Plan]:
     plan = QUICK if args.quick else FULL
     overrides = {"waiting": args.waiting, "burst": args.burst, "rate": args.rate,
                  "concurrency": args.concurrency, "login_seconds": args.login_seconds,
-                 "browsers": args.browsers}
+                 "browsers": args.browsers, "idle_spread": args.idle_spread,
+                 "idle_window": args.idle_window}
     plan = Plan(**{**plan.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
     return args, plan
 

@@ -1,0 +1,57 @@
+"""`scripts/bench` keeps working: a small run of every section against real `wxlogin serve`
+processes, with no error anywhere. Its figures are not judged here (benchmarks, not timed tests);
+docs/performance.md holds them."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_benchmark_runs_every_section_without_an_error() -> None:
+    result = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "scripts/bench_load.py", "--quick", "--idle-spread", "2",
+         "--idle-window", "3"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )
+    out = result.stdout
+    assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
+    for section in ("## 1. Waiting browsers", "## 2. Wake-up latency", "## 3. Full logins",
+                    "## 4. WeChat calls per login", "## 5. Interval polling"):
+        assert section in out, section
+    assert out.count("server log warnings/errors: none") == 4, out
+    rows = [line for line in out.splitlines() if line.startswith("| ")]
+    # Every "errors" cell says 0: no request of any section failed.
+    checked = 0
+    for header, *body in tables(out.splitlines()):
+        if "errors" in header:
+            column = header.index("errors")
+            assert all(row[column] in ("0", "") for row in body), (header, body)
+            checked += len(body)
+    assert checked >= 6  # sections 2 and 3: four wake-up rows, two logins-per-second rows
+    error_rows = [row for row in rows if row.startswith(("| errors", "| errors,"))]
+    assert error_rows and all(re.fullmatch(r"\| errors[^|]*\|( (0|) \|)+", r) for r in error_rows)
+    # The counts that are exact, whatever the machine: one draw, two code exchanges per login.
+    assert re.search(r"\| getwxacodeunlimit \(code draws\) \| \d+ / \*\*1\.000\*\*", out)
+    assert re.search(r"\| jscode2session \(code exchanges\) \| \d+ / \*\*2\.000\*\*", out)
+    assert "| wxlogin_db_pool_connections_in_use during the hold (min / max) | 0 / 0 |" in out
+
+
+def tables(lines: list[str]) -> list[list[list[str]]]:
+    """The markdown tables in the output, each as rows of cells, its header first."""
+    found: list[list[list[str]]] = []
+    current: list[list[str]] = []
+    for line in [*lines, ""]:
+        if not line.startswith("| "):
+            if current:
+                found.append(current)
+            current = []
+            continue
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if not all(set(cell) <= {"-"} for cell in cells):  # not the separator row
+            current.append(cells)
+    return found
