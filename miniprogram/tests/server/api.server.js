@@ -36,9 +36,15 @@ test("scan, avatar, confirm: the browser is confirmed as the person who scanned"
   expect(scanned.context.site).toBe("127.0.0.1");
   expect((await poll(browser)).status).toBe("scanned");
 
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "avatar-")), "tmp_avatar.png");
+  const folder = fs.mkdtempSync(path.join(os.tmpdir(), "avatar-"));
+  const file = path.join(folder, "tmp_avatar.png");
   fs.writeFileSync(file, PNG);
-  const uploaded = await api.uploadAvatar(browser.scene, await api.code(), file);
+  let uploaded;
+  try {
+    uploaded = await api.uploadAvatar(browser.scene, await api.code(), file);
+  } finally {
+    fs.rmSync(folder, { recursive: true, force: true });
+  }
   expect(uploaded.avatar_url).toMatch(/\/api\/avatars\/[\w-]+\.jpg$/);
 
   const pushed = await api.pushCode(browser.scene, await api.code(), { nickName: "Jest 用户" });
