@@ -37,9 +37,11 @@ async def session_lock(conn: Conn, key: int, *, wait: bool) -> AsyncIterator[boo
     pool perhaps holding the lock, which would stop every later taker in every process.
     """
     try:
-        taken = wait or await conn.fetchval("SELECT pg_try_advisory_lock($1)", key)
         if wait:
             await conn.execute("SELECT pg_advisory_lock($1)", key)
+            taken = True
+        else:
+            taken = await conn.fetchval("SELECT pg_try_advisory_lock($1)", key)
     except BaseException:
         conn.terminate()  # cut short (a timeout, a cancel): PostgreSQL may have granted it
         raise

@@ -206,7 +206,8 @@ async def moved(conn: Conn, watched: list[tuple[str, str]], now: datetime) -> li
     """Of the (scene, status seen) pairs, those whose scene now has another state (or is gone).
 
     Compared in SQL so that thousands of watched scenes cost one small answer rather than a row
-    object per scene: at 10,000 waiting polls those objects brought on full GC passes.
+    object per scene: at 10,000 waiting polls those objects brought on full GC passes. The CASE
+    is `Scene.state` in SQL: keep the two the same.
     """
     rows = await conn.fetch(
         "SELECT w.scene, w.since FROM unnest($1::text[], $2::text[]) AS w(scene, since)"
