@@ -656,11 +656,9 @@ async def job_idle(job: dict[str, Any]) -> None:
             browser.close()
         return counted
 
-    counts: dict[str, list[int]] = {}
     tasks = {approach: [asyncio.create_task(page(approach, rng.uniform(0, job["spread"])))
                         for _ in range(count)] for approach in ("interval", "long")}
-    for approach, group in tasks.items():
-        counts[approach] = list(await asyncio.gather(*group))
+    counts = {approach: list(await asyncio.gather(*group)) for approach, group in tasks.items()}
     emit("result", counts=counts, window=job["window"], errors=dict(errors))
 
 
