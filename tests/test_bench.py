@@ -24,17 +24,20 @@ def test_the_benchmark_runs_every_section_without_an_error() -> None:
                     "## 4. WeChat calls per login", "## 5. Interval polling"):
         assert section in out, section
     assert out.count("server log warnings/errors: none") == 4, out
-    rows = [line for line in out.splitlines() if line.startswith("| ")]
-    # Every "errors" cell says 0: no request of any section failed.
-    checked = 0
+    # Every errors cell says 0 (or is empty): no request of any section failed. They stand in an
+    # "errors" column (sections 2 and 3) or on a row named "errors…" (sections 1 and 5).
+    in_columns = in_rows = 0
     for header, *body in tables(out.splitlines()):
         if "errors" in header:
             column = header.index("errors")
             assert all(row[column] in ("0", "") for row in body), (header, body)
-            checked += len(body)
-    assert checked >= 6  # sections 2 and 3: four wake-up rows, two logins-per-second rows
-    error_rows = [row for row in rows if row.startswith(("| errors", "| errors,"))]
-    assert error_rows and all(re.fullmatch(r"\| errors[^|]*\|( (0|) \|)+", r) for r in error_rows)
+            in_columns += len(body)
+        for row in body:
+            if row[0].startswith("errors"):
+                assert all(cell in ("0", "") for cell in row[1:]), row
+                in_rows += 1
+    assert in_columns >= 6  # four wake-up rows, two logins-per-second rows
+    assert in_rows >= 3  # the waiting browsers' generator; both comparisons of section 5
     # The counts that are exact, whatever the machine: one draw, two code exchanges per login.
     assert re.search(r"\| getwxacodeunlimit \(code draws\) \| \d+ / \*\*1\.000\*\*", out)
     assert re.search(r"\| jscode2session \(code exchanges\) \| \d+ / \*\*2\.000\*\*", out)
