@@ -212,9 +212,7 @@ def create_app(
                     )
                     for app_ in apps
                 }
-            hub = Hub(
-                lambda: asyncpg.connect(database_url), db, clock, recheck_every=recheck_every
-            )
+            hub = Hub(lambda: asyncpg.connect(database_url), clock, recheck_every=recheck_every)
             storage = PgStorage(
                 db, clock, cookie_secret, ttl=settings.session_ttl,
                 secure=settings.secure_cookies,
@@ -249,7 +247,6 @@ def create_app(
 
             tasks = [
                 asyncio.create_task(hub.listen()),
-                asyncio.create_task(hub.recheck()),
                 asyncio.create_task(sweep_forever(db, clock, sweep_every, swept)),
                 asyncio.create_task(metrics.sample_loop_lag()),
             ]

@@ -2,8 +2,9 @@
 
 The row is the truth; a notification only says "read it again". One dedicated connection per
 process listens (not a pooled one); when it is lost it reconnects with backoff and then wakes
-every waiter, and a periodic re-check of all watched scenes in one query means a lost
-notification only delays an answer. Waiting polls hold no database connection.
+every waiter. Between notifications the same connection re-checks all watched scenes in one
+query, so a lost notification only delays an answer. Waiting polls hold no pooled connection,
+and neither does their re-check: the pool stays free for the requests that need it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import asyncpg
 
 from . import scenes
 from .clock import Clock
-from .db import acquire
 
 log = logging.getLogger("wxlogin.notify")
 
@@ -35,13 +35,11 @@ class Hub:
     def __init__(
         self,
         connect: Callable[[], Awaitable[asyncpg.Connection]],
-        pool: asyncpg.Pool,
         clock: Clock,
         *,
         recheck_every: float = 5.0,
     ) -> None:
         self._connect = connect
-        self._pool = pool
         self._clock = clock
         self._recheck_every = recheck_every
         self._waiters: dict[str, set[Waiter]] = {}
@@ -106,33 +104,29 @@ class Hub:
                 self.listening.set()
                 # Whatever changed while we were not listening is read again now.
                 self.wake_all()
-                while not lost.is_set():
+                while True:
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(self._recheck_every):
                             await lost.wait()
-                    if not lost.is_set() and conn.is_closed():
-                        lost.set()
+                    if lost.is_set() or conn.is_closed():
+                        break
+                    # A re-check slower than the interval means the connection is stuck.
+                    async with asyncio.timeout(self._recheck_every):
+                        await self.recheck_once(conn)
                 log.warning("LISTEN connection lost; reconnecting")
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("LISTEN connection broke (%s); reconnecting", type(exc).__name__)
             finally:
                 self.listening.clear()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(conn.close(), 2)
 
-    async def recheck(self) -> None:
-        """Forever: re-read every watched scene in one query and wake those that moved."""
-        while True:
-            await asyncio.sleep(self._recheck_every)
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                await self.recheck_once()
-
-    async def recheck_once(self) -> None:
+    async def recheck_once(self, conn: asyncpg.Connection) -> None:
+        """Re-read every watched scene in one query and wake those that moved."""
         watched = {(scene, w.since) for scene, group in self._waiters.items() for w in group}
         if not watched:
             return
-        async with acquire(self._pool) as conn:
-            moved = await scenes.moved(conn, list(watched), self._clock.now())
+        moved = await scenes.moved(conn, list(watched), self._clock.now())
         for scene, since in moved:
             for waiter in list(self._waiters.get(scene, ())):
                 if waiter.since == since:
