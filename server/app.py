@@ -22,7 +22,7 @@ from .limits import Buckets, Concurrency, Limits, Rate
 from .logs import REQUEST_ID, REQUEST_ID_KEY, request_id, route_of, stamp_request_ids
 from .metrics import Metrics
 from .migrations import migrate
-from .notify import Hub
+from .notify import LISTENER, Hub
 from .sandbox import SandboxState, SandboxWeChat
 from .sessions import PgStorage
 from .settings import App, Settings, load_cookie_secret
@@ -212,7 +212,12 @@ def create_app(
                     )
                     for app_ in apps
                 }
-            hub = Hub(lambda: asyncpg.connect(database_url), clock, recheck_every=recheck_every)
+            # Named, so that an operator (and a test) can tell it in pg_stat_activity.
+            listener = {"application_name": LISTENER}
+            hub = Hub(
+                lambda: asyncpg.connect(database_url, server_settings=listener),
+                clock, recheck_every=recheck_every,
+            )
             storage = PgStorage(
                 db, clock, cookie_secret, ttl=settings.session_ttl,
                 secure=settings.secure_cookies,

@@ -23,6 +23,7 @@ from .clock import Clock
 log = logging.getLogger("wxlogin.notify")
 
 CHANNEL = "wxlogin_scenes"
+LISTENER = "wxlogin listener"  # the application_name of each process's LISTEN connection
 
 
 @dataclass(eq=False)

@@ -149,14 +149,6 @@ def refuse(found: Scene | None, now: datetime) -> Exception:
     return SceneAlreadyClaimed()
 
 
-async def check_open(conn: Conn, scene: str, now: datetime) -> Scene:
-    """Read before any code is spent: unknown, expired or closed scenes cost no WeChat call."""
-    found = await get(conn, scene)
-    if found is None or found.state(now) not in OPEN:
-        raise refuse(found, now)
-    return found
-
-
 # The phone-side transitions: target status, and whether it may start from `pending` (claiming
 # the scene in the same step). Each may start from `scanned` by the same claimant, which makes a
 # re-scan harmless. Declining needs a claimant: only whoever scanned may decline.
@@ -173,19 +165,20 @@ async def transition(
     user_id: int | None = None,
 ) -> Scene:
     target, from_pending = TARGETS[step]
+    # The NOTIFY rides in RETURNING, evaluated for the moved row only; it is sent at commit.
     row = await conn.fetchrow(
         f"UPDATE wxlogin.scenes SET status = $2, claimant = $3, user_id = COALESCE($4, user_id),"
         f" updated_at = $5"
         f" WHERE scene = $1 AND expires_at > $5"
         f" AND ((status = 'pending' AND $6) OR (status = 'scanned' AND claimant = $3))"
-        f" RETURNING {COLUMNS}",
+        f" RETURNING {COLUMNS}, pg_notify('wxlogin_scenes', scene)::text AS notified",
         scene, target, claimant, user_id, now, from_pending,
     )
-    moved = _scene(row)
-    if moved is None:
+    if row is None:
         raise refuse(await get(conn, scene), now)
-    await conn.execute("SELECT pg_notify('wxlogin_scenes', $1)", scene)
-    return moved
+    fields = dict(row)
+    del fields["notified"]
+    return Scene(**fields)
 
 
 async def open_login_gate(

@@ -86,17 +86,20 @@ class Steps:
         deadline = asyncio.get_running_loop().time() + ANSWER_BUDGET
         key = code_hash(code)
         async with acquire(self._pool) as conn:
-            entry = await store.ledger_get(conn, key)
-            if entry is None:
-                await scenes.check_open(conn, scene, self._clock.now())
-                started = await store.ledger_begin(
-                    conn, key, step=step, scene=scene, request_hash=digest,
-                    now=self._clock.now(), lifetime=CODE_LIFETIME,
-                )
-                if not started:
-                    entry = await store.ledger_get(conn, key)
+            # The usual step is a fresh code on an open scene: two statements. The ledger is
+            # read only when the code was seen before, or the scene is closed (a retry of the
+            # step that closed it still gets that step's answer).
+            found, now = await scenes.get(conn, scene), self._clock.now()
+            is_open = found is not None and found.state(now) in scenes.OPEN
+            started = is_open and await store.ledger_begin(
+                conn, key, step=step, scene=scene, request_hash=digest, now=now,
+                lifetime=CODE_LIFETIME,
+            )
+            entry = None if started else await store.ledger_get(conn, key)
         if entry is not None:
             return await self._replay(key, entry, step, scene, digest, deadline)
+        if not started:  # a closed scene, or a used code whose record was swept meanwhile
+            raise CodeAlreadyUsed() if is_open else scenes.refuse(found, now)
         this = asyncio.current_task()
         assert this is not None
         self._inflight[key] = cast("asyncio.Task[Answer]", this)

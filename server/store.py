@@ -69,12 +69,13 @@ async def upsert_user(
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"o:{appid}:{openid}")
     if unionid:
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"u:{unionid}")
-    by_identity = await conn.fetchval(
-        "SELECT user_id FROM wxlogin.identities WHERE appid = $1 AND openid = $2", appid, openid
+    found = await conn.fetchrow(
+        "SELECT (SELECT user_id FROM wxlogin.identities WHERE appid = $1 AND openid = $2),"
+        " (SELECT id FROM wxlogin.users WHERE unionid = $3)",
+        appid, openid, unionid or None,
     )
-    by_union = None
-    if unionid:
-        by_union = await conn.fetchval("SELECT id FROM wxlogin.users WHERE unionid = $1", unionid)
+    assert found is not None  # a SELECT without FROM answers one row
+    by_identity, by_union = found
     user_id = by_union or by_identity
     if user_id is None:
         user_id = await conn.fetchval(

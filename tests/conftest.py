@@ -115,13 +115,15 @@ MakeBrowser = Callable[..., Awaitable[Browser]]
 def make_server(
     aiohttp_server: Any, settings: Settings, clock: FakeClock
 ) -> MakeServer:
-    async def make(*, listen: bool = False, **changes: Any) -> TestServer:
+    async def make(
+        *, listen: bool = False, recheck_every: float = 0.5, **changes: Any
+    ) -> TestServer:
         """`listen=True`: on a port known in advance, which WXLOGIN_PUBLIC_URL then names
         (a real browser sends that origin)."""
         port = free_port() if listen else None
         if port is not None:
             changes.setdefault("public_url", f"http://127.0.0.1:{port}")
-        app = create_app(replace(settings, **changes), clock=clock, recheck_every=0.5)
+        app = create_app(replace(settings, **changes), clock=clock, recheck_every=recheck_every)
         server: TestServer = await aiohttp_server(app, port=port)
         return server
 

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestServer
 from server.app import SERVICES
 from server.clock import FakeClock
 from server.http import inputs
+from server.notify import LISTENER
 from tests.conftest import MakeBrowser, MakeServer
 from tests.fakewechat import FakeWeChat
 from tests.helpers import me, new_scene, poll, push, step
@@ -51,7 +52,8 @@ async def test_polls_hold_no_database_connection(
     await asyncio.sleep(0.5)
     busy = await db.fetchval(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-        " AND state = 'active' AND pid <> pg_backend_pid() AND query NOT ILIKE 'LISTEN%'"
+        " AND state = 'active' AND pid <> pg_backend_pid() AND application_name <> $1",
+        LISTENER,
     )
     assert busy == 0
     phone = await browser()
@@ -85,7 +87,9 @@ async def test_in_process_wake_up_latency(browser: MakeBrowser, fw: FakeWeChat) 
 async def test_a_poll_on_one_server_wakes_on_a_push_to_another(
     make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat
 ) -> None:
-    server_a, server_b = await make_server(), await make_server()
+    # The re-check is slowed to a minute: only the NOTIFY can wake the poll in time.
+    server_a = await make_server(recheck_every=60)
+    server_b = await make_server(recheck_every=60)
     b1 = await browser(server_a)
     phone = await browser(server_b)
     scene = await new_scene(b1)
@@ -96,8 +100,7 @@ async def test_a_poll_on_one_server_wakes_on_a_push_to_another(
     assert (await push(phone, scene, fw.mint())).status == 200
     _, body = await asyncio.wait_for(waiting, 5)
     assert body["status"] == "confirmed"
-    # The recheck runs every 0.5 s in tests: NOTIFY must beat it comfortably.
-    assert time.monotonic() - started < 0.45
+    assert time.monotonic() - started < 2
     assert await me(b1) == 200
 
 
@@ -114,7 +117,7 @@ async def test_a_lost_listen_connection_delays_but_loses_nothing(
         await asyncio.sleep(0.1)
         killed = await db.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()"
+            " WHERE application_name = $1", LISTENER
         )
         assert killed >= 1
         assert (await push(phone, scene, fw.mint())).status == 200
