@@ -16,7 +16,7 @@ from aiohttp_session import SESSION_KEY, STORAGE_KEY, session_middleware
 
 from .clock import Clock
 from .codes import CodeDrawer
-from .db import keep_session
+from .db import PoolUnavailable, keep_session
 from .errors import error_middleware
 from .limits import Buckets, Concurrency, Limits, Rate
 from .logs import REQUEST_ID, REQUEST_ID_KEY, request_id, route_of, stamp_request_ids
@@ -187,10 +187,20 @@ def create_app(
         # A pool given as a function is a host's, which exists only once the host has started.
         owned = pool is None
         if pool is None:
-            db = await asyncpg.create_pool(
-                database_url, min_size=1, max_size=settings.pool_size, command_timeout=10,
-                reset=keep_session,
-            )
+            try:
+                db = await asyncpg.create_pool(
+                    # Opened whole at start and kept: a rise in traffic (after a quiet night,
+                    # too) must not wait for new connections, which cost both sides CPU.
+                    database_url, min_size=settings.pool_size, max_size=settings.pool_size,
+                    max_inactive_connection_lifetime=0, command_timeout=10, reset=keep_session,
+                )
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                raise PoolUnavailable(
+                    f"cannot open the database pool of {settings.pool_size} connections"
+                    f" ({type(exc).__name__}: {exc}). Check WXLOGIN_DATABASE_URL, and that"
+                    " PostgreSQL's max_connections covers every process's pool plus one each"
+                    " (WXLOGIN_DB_POOL_SIZE; docs/deploy/README.md, section 12)"
+                ) from exc
         else:
             db = pool() if callable(pool) else pool
         http: aiohttp.ClientSession | None = None

@@ -20,6 +20,7 @@ from aiohttp import web
 from . import doctor, logs, users
 from .app import create_app
 from .clock import SystemClock
+from .db import PoolUnavailable
 from .embedded_pg import EmbeddedPostgres, EmbeddedPostgresError
 from .migrations import migrate
 from .settings import Settings, SettingsError, load_cookie_secret
@@ -95,12 +96,16 @@ def run(
     sock: socket.socket | None = None,
 ) -> None:
     app.on_startup.append(freeze_startup)  # after the pool, the hub and the clients exist
-    web.run_app(
-        app, host=host, port=port, sock=sock, handler_cancellation=True, print=None,
-        access_log=logging.getLogger("wxlogin.access"), access_log_class=logs.AccessLogger,
-        # Waiting polls are answered at once on SIGTERM; this bounds everything else.
-        shutdown_timeout=5.0,
-    )
+    try:
+        web.run_app(
+            app, host=host, port=port, sock=sock, handler_cancellation=True, print=None,
+            access_log=logging.getLogger("wxlogin.access"), access_log_class=logs.AccessLogger,
+            # Waiting polls are answered at once on SIGTERM; this bounds everything else.
+            shutdown_timeout=5.0,
+        )
+    except PoolUnavailable as exc:
+        print(f"wxlogin: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def serve(settings: Settings, workers: int = 1) -> None:

@@ -15,6 +15,10 @@ Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyn
 ACQUIRE_TIMEOUT = 5.0
 
 
+class PoolUnavailable(Exception):
+    """The pool could not be opened at start: the process must not serve without it."""
+
+
 def acquire(pool: asyncpg.Pool) -> PoolAcquireContext[asyncpg.Record]:
     return pool.acquire(timeout=ACQUIRE_TIMEOUT)
 

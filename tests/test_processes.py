@@ -307,6 +307,26 @@ def test_a_bad_configuration_lists_every_problem(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("problem", ["more connections than max_connections", "no database"])
+def test_a_pool_that_cannot_open_stops_serve_with_one_clear_line(
+    pg_url: str, fw: FakeWeChat, tmp_path: Path, problem: str
+) -> None:
+    env = {**os.environ, "WXLOGIN_APPID": APPID, "WXLOGIN_SECRET": SECRET,
+           "WXLOGIN_WECHAT_API_BASE": fw.url, "WXLOGIN_DATA_DIR": str(tmp_path),
+           "WXLOGIN_PORT": str(free_port()), "WXLOGIN_DATABASE_URL": pg_url}
+    if problem == "no database":
+        env["WXLOGIN_DATABASE_URL"] = f"postgresql://wxlogin@127.0.0.1:{free_port()}/wxlogin"
+    else:
+        env["WXLOGIN_DB_POOL_SIZE"] = "1000"  # the test cluster allows 200
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "server", "serve"], cwd=ROOT, capture_output=True, text=True,
+        env=env, timeout=60,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "cannot open the database pool of" in result.stderr
+    assert "max_connections" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_wxlogin_migrate_applies_then_reports_up_to_date(tmp_path: Path) -> None:
     env = {**os.environ, "WXLOGIN_DATA_DIR": str(tmp_path / "data"),
            "WXLOGIN_DATABASE_URL": "", "DATABASE_URL": ""}
