@@ -840,17 +840,16 @@ class Plan:
     login_seconds: float
     browsers: int
     delays: tuple[float, float]
-    settle: float
     idle_spread: float
     idle_window: float
 
 
 FULL = Plan(waiting=10_000, hold=10.0, release_push=20, rate=50.0, steady_seconds=10.0,
             burst=1000, concurrency=64, warmup=3.0, login_seconds=20.0, browsers=200,
-            delays=(3.0, 15.0), settle=11.0, idle_spread=50.0, idle_window=60.0)
+            delays=(3.0, 15.0), idle_spread=50.0, idle_window=60.0)
 QUICK = Plan(waiting=500, hold=3.0, release_push=10, rate=50.0, steady_seconds=2.0, burst=100,
              concurrency=32, warmup=1.0, login_seconds=4.0, browsers=30, delays=(2.0, 5.0),
-             settle=11.0, idle_spread=50.0, idle_window=10.0)
+             idle_spread=50.0, idle_window=10.0)
 
 
 @dataclass
@@ -903,11 +902,6 @@ class Monitor:
         self.conn = conn
         self.log = log
 
-    async def xacts(self) -> int:
-        value: int = await self.conn.fetchval(
-            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = 'postgres'")
-        return value
-
     async def activity(self) -> tuple[int, int, list[str]]:
         rows = await self.conn.fetch(
             "SELECT state, left(query, 70) AS query FROM pg_stat_activity"
@@ -928,21 +922,41 @@ class Monitor:
     def log_size(self) -> int:
         return self.log.stat().st_size
 
-    def statements(self, start: int) -> tuple[int, int]:
-        """Statements the `postgres` database ran since `start` in its log: (the server's own,
-        asyncpg's reset-on-release ones)."""
+    def statements(self, start: int) -> tuple[int, int, int]:
+        """What the `postgres` database ran since `start`, from its log: (the server's own
+        statements, its transactions, asyncpg's reset-on-release queries).
+
+        A transaction is a BEGIN … COMMIT block or a statement outside one, followed per backend.
+        Counted here rather than from pg_stat_database, whose counters reach it whenever each
+        backend next publishes them: once some of an earlier section's arrived in this one's
+        window."""
         with self.log.open("rb") as handle:
             handle.seek(start)
             text = handle.read().decode(errors="replace")
-        own = resets = 0
+        own = transactions = resets = 0
+        in_block: set[str] = set()
         for line in text.splitlines():
-            if " db=postgres LOG:  " not in line:
+            match = LOGGED.search(line)
+            if match is None:
                 continue
-            if "LOG:  statement: SELECT pg_advisory_unlock_all()" in line:
+            backend, sql = match.groups()
+            if sql.startswith("SELECT pg_advisory_unlock_all()"):
                 resets += 1
-            elif "LOG:  statement: " in line or "LOG:  execute " in line:
-                own += 1
-        return own, resets
+                continue
+            own += 1
+            word = sql.split(None, 1)[0].rstrip(";").upper() if sql.strip() else ""
+            if word in ("BEGIN", "START"):
+                in_block.add(backend)
+                transactions += 1
+            elif word in ("COMMIT", "ROLLBACK", "END"):
+                in_block.discard(backend)
+            elif backend not in in_block:
+                transactions += 1
+        return own, transactions, resets
+
+
+# A statement in PostgreSQL's log (log_line_prefix '%m [%p] db=%d '): the backend, the SQL.
+LOGGED = re.compile(r"\[(\d+)\] db=postgres LOG:  (?:statement|execute [^:]*): (.*)")
 
 
 class Bench:
@@ -1301,19 +1315,15 @@ class Bench:
         measured: dict[str, dict[str, float]] = {}
         errors: dict[str, str] = {}
         try:
-            await asyncio.sleep(plan.settle)  # idle backends publish their statistics
-            xact1 = await self.monitor.xacts()
             for approach in ("interval", "long"):
-                xact0, log0 = xact1, self.monitor.log_size()
+                log0 = self.monitor.log_size()
                 metrics0 = (await scrape(a.port)).requests()
                 generator = await self.generator({
                     "kind": "compare", "port": a.port, "fake_port": self.fake_port,
                     "approach": approach, "delays": delays, "interval": 1.0, "wait": 50})
                 result = await self.finish(generator)
                 metrics1 = (await scrape(a.port)).requests()
-                own, resets = self.monitor.statements(log0)
-                await asyncio.sleep(plan.settle)
-                xact1 = await self.monitor.xacts()
+                own, transactions, resets = self.monitor.statements(log0)
                 people = result["people"]
                 logins = len(people) or 1
                 metrics1.subtract(metrics0)
@@ -1327,8 +1337,7 @@ class Bench:
                     "all requests the server answered per login (phone's 2 included)":
                         served / logins,
                     "poll requests per minute of waiting for the person": polls / minutes,
-                    "database transactions per login (pg_stat_database xact_commit "
-                    "+ xact_rollback)": (xact1 - xact0) / logins,
+                    "database transactions per login (statement log)": transactions / logins,
                     "SQL statements per login (statement log, pool resets left out)":
                         own / logins,
                     "asyncpg pool resets per login (one per connection release)":
@@ -1368,9 +1377,8 @@ class Bench:
                   rows))
         say("\nBoth runs on server A alone, one after the other, the same people and delays. "
             "pg_stat_statements is not in the embedded PostgreSQL build, so database work is "
-            "counted two ways: transactions from pg_stat_database (read after "
-            f"{plan.settle:g} s idle, when backends have published their counts) and "
-            "statements from PostgreSQL's own log (log_statement = all during this section). "
+            "counted in PostgreSQL's own log (log_statement = all during this section): "
+            "statements, and transactions (a BEGIN … COMMIT block, or a statement outside one). "
             "Pool resets (asyncpg's reset query as a connection goes back) are counted apart. "
             "The lag from the push includes the push's own work (the code exchange with the "
             "stand-in, the user upsert, the commit), the same for both approaches; the "
