@@ -50,6 +50,8 @@ def supervise(workers: int, run_worker: Callable[[int], None]) -> int:
                     # Never outlive the parent, even when it is killed outright.
                     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
                 run_worker(index)
+            except SystemExit as exc:  # it said why itself (a pool that cannot open)
+                code = exc.code if isinstance(exc.code, int) else 1
             except BaseException:  # noqa: BLE001 - a worker reports and exits, never returns
                 log.exception("worker %d failed", index)
                 code = 1
