@@ -895,6 +895,10 @@ class Generator:
             await self.process.wait()
 
 
+# A statement in PostgreSQL's log (log_line_prefix '%m [%p] db=%d '): the backend, the SQL.
+LOGGED = re.compile(r"\[(\d+)\] db=postgres LOG:  (?:statement|execute [^:]*): (.*)")
+
+
 class Monitor:
     """A connection to a side database of the same cluster (so its own queries never count)."""
 
@@ -955,10 +959,6 @@ class Monitor:
         return own, transactions, resets
 
 
-# A statement in PostgreSQL's log (log_line_prefix '%m [%p] db=%d '): the backend, the SQL.
-LOGGED = re.compile(r"\[(\d+)\] db=postgres LOG:  (?:statement|execute [^:]*): (.*)")
-
-
 class Bench:
     def __init__(self, args: argparse.Namespace, plan: Plan, work: Path) -> None:
         self.args = args
@@ -972,6 +972,8 @@ class Bench:
         self.servers: list[Server] = []
         self.generators: list[Generator] = []
         self.monitor: Monitor | None = None
+        # The servers read it from the environment they inherit; the tables name it.
+        self.pool_size = int(os.environ.get("WXLOGIN_DB_POOL_SIZE", "10"))
         self.a: Server | None = None
         self.b: Server | None = None
         self.pg_pid = 0
@@ -1213,7 +1215,7 @@ class Bench:
             "pushes 100 ms later on one of 16 kept-alive phone connections. Burst: all polls "
             "are seen waiting in A's wxlogin_waiting_polls first, then every push is sent at "
             "once, each on its own open connection. A and B are single `serve` processes "
-            f"(pool of {os.environ.get('WXLOGIN_DB_POOL_SIZE', '10')} each) on one database; "
+            f"(pool of {self.pool_size} each) on one database; "
             "the WeChat stand-in answers jscode2session from this process.")
         self.footer(started)
 
@@ -1254,7 +1256,7 @@ class Bench:
                 used = {k: (cpu1[k] - cpu0[k]) / elapsed * 100 for k in groups}
                 other = (busy1 - busy0) / elapsed * 100 - sum(used.values())
                 cpu = " / ".join(f"{v:.0f}" for v in used.values()) + f" / {max(other, 0):.0f}"
-                size = int(os.environ.get("WXLOGIN_DB_POOL_SIZE", "10"))
+                size = self.pool_size
                 pool = (f"{statistics.mean(in_use):.1f} ({sum(v >= size for v in in_use)} of "
                         f"{len(in_use)} at {size})" if in_use else "-")
                 rows.append([
