@@ -3,7 +3,7 @@ WeChat calls per login, and 1-second interval polling against long-polling.
 
 `./scripts/bench` (full figures, several minutes) or `./scripts/bench --quick` (a smoke run)
 starts everything itself: the embedded PostgreSQL, the WeChat stand-in (tests/fakewechat.py)
-served over HTTP from this process, `python -m server serve` processes, and load generators:
+served over HTTP from this process, `python -m wxlogin serve` processes, and load generators:
 this script again, run with --generator in separate processes, each a tiny HTTP/1.1 client on
 asyncio streams with one keep-alive connection and one session cookie per simulated browser.
 Every section prints a markdown table as it completes; all processes and temporary folders
@@ -1000,7 +1000,7 @@ class Bench:
     async def start_server(self, name: str, workers: int = 1) -> Server:
         port = free_port()
         log = self.logs / f"{name}.log"
-        command = [sys.executable, "-m", "server", "serve"]
+        command = [sys.executable, "-m", "wxlogin", "serve"]
         if name == "A" and self.args.profile:
             # Wall-clock samples of server A's main thread, written when it stops (SIGTERM).
             command[1:1] = ["-m", "pyinstrument", "--renderer", "text",
@@ -1396,8 +1396,8 @@ class Bench:
     async def run(self) -> None:
         import asyncpg
         from aiohttp import web
+        from wxlogin.storage.embedded_pg import EmbeddedPostgres
 
-        from server.embedded_pg import EmbeddedPostgres
         from tests.fakewechat import FakeWeChat
 
         class BenchWeChat(FakeWeChat):

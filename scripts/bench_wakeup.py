@@ -25,7 +25,8 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from server.embedded_pg import EmbeddedPostgres  # noqa: E402
+from wxlogin.storage.embedded_pg import EmbeddedPostgres  # noqa: E402
+
 from tests.conftest import free_port  # noqa: E402
 from tests.fakewechat import APPID, SECRET, FakeWeChat  # noqa: E402
 from tests.helpers import until_healthy  # noqa: E402
@@ -57,7 +58,7 @@ async def run(logins: int) -> None:
                "WXLOGIN_SCENES_PER_MINUTE": "0", "WXLOGIN_STEPS_PER_MINUTE": "0",
                "WXLOGIN_POLLS_PER_IP": "0", "WXLOGIN_DRAW_BUDGET": "0"}
         servers.append(subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "server", "serve"], cwd=ROOT, env=env,
+            [sys.executable, "-m", "wxlogin", "serve"], cwd=ROOT, env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     a, b = (f"http://127.0.0.1:{port}" for port in ports)
     try:

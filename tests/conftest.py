@@ -18,12 +18,12 @@ import asyncpg
 import pytest
 from aiohttp import CookieJar, web
 from aiohttp.test_utils import TestClient, TestServer
+from wxlogin.clock import FakeClock
+from wxlogin.http.app import create_app
+from wxlogin.settings import Settings
+from wxlogin.storage.embedded_pg import EmbeddedPostgres
+from wxlogin.storage.migrations import migrate
 
-from server.app import create_app
-from server.clock import FakeClock
-from server.embedded_pg import EmbeddedPostgres
-from server.migrations import migrate
-from server.settings import Settings
 from tests.fakewechat import APPID, SECRET, FakeWeChat
 
 COOKIE_SECRET = "cookie-secret-canary-0123456789abcdef0123"

@@ -19,8 +19,7 @@ from typing import Any
 
 from aiohttp import web
 from PIL import Image
-
-from server import crypto
+from wxlogin.wechat import crypto
 
 APPID = "wx0000000000000001"
 SECRET = "app-secret-canary-7d1c0ffee"

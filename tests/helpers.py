@@ -58,7 +58,7 @@ def session_cookie(browser: Browser) -> str | None:
 
 def api_error_codes() -> set[str]:
     """Every `error` code the server's ApiError family can answer."""
-    from server.errors import ApiError
+    from wxlogin.errors import ApiError
 
     def subclasses(cls: type[ApiError]) -> list[type[ApiError]]:
         found = [cls]

@@ -20,10 +20,10 @@ import zxingcpp
 from aiohttp.test_utils import TestServer
 from PIL import Image
 from playwright.async_api import Browser, Page, Route, async_playwright, expect
+from wxlogin.clock import FakeClock
+from wxlogin.settings import Settings
 
 from examples.blog.app import create_blog
-from server.clock import FakeClock
-from server.settings import Settings
 from tests.conftest import MakeServer, free_port
 from tests.fakewechat import FakeWeChat, Fault
 
@@ -314,7 +314,7 @@ for (const name of ["wxlogin:login", "wxlogin:logout"]) {
 async def test_the_widget_on_a_plain_static_page(
     sandbox_server: TestServer, chromium: Browser
 ) -> None:
-    widget = (ROOT / "server" / "static" / "wxlogin.js").read_bytes()
+    widget = (ROOT / "server" / "wxlogin" / "static" / "wxlogin.js").read_bytes()
     assert len(widget) < 10 * 1024, len(widget)
     base = str(sandbox_server.make_url("")).rstrip("/")
     page = await (await chromium.new_context(locale="en-US")).new_page()

@@ -26,9 +26,9 @@ from typing import Any, cast
 
 import asyncpg
 import pytest
+from wxlogin.clock import FakeClock
+from wxlogin.storage.sessions import PgStorage
 
-from server.clock import FakeClock
-from server.sessions import PgStorage
 from tests.conftest import COOKIE_SECRET, Browser, MakeBrowser
 from tests.fakewechat import APPID, SECRET, FakeWeChat, Fault
 from tests.helpers import new_scene, session_cookie

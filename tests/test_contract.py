@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from server import scenes
+from wxlogin.login import scenes
+
 from tests.conftest import MakeBrowser
 from tests.fakewechat import FakeWeChat
 from tests.helpers import new_scene, poll

@@ -1,4 +1,4 @@
-"""Unit tests of server/crypto.py: WeChat's public demo vector, then synthesised vectors.
+"""Unit tests of server/wxlogin/wechat/crypto.py: WeChat's public demo vector, then synthesised vectors.
 
 Every failure, whatever its cause, must surface as the one crypto.DecryptError (WECHAT.md §4,
 SECURITY.md T10, T11, T13).
@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-from server import crypto
+from wxlogin.wechat import crypto
 
 # --- WeChat's WXBizDataCrypt demo (as copied in wechatpy tests/test_crypto.py and easywechat
 # tests/MiniApp/DecryptorTest.php; the two copies agree once whitespace is stripped) ------------

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from wxlogin.clock import FakeClock
+from wxlogin.http.app import create_app
+from wxlogin.settings import Settings
+from wxlogin.storage.embedded_pg import EmbeddedPostgres
 
-from server.app import create_app
-from server.clock import FakeClock
-from server.embedded_pg import EmbeddedPostgres
-from server.settings import Settings
 from tests.conftest import MakeBrowser
 from tests.fakewechat import FakeWeChat
 from tests.helpers import me, new_scene, poll, push

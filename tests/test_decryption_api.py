@@ -18,10 +18,10 @@ import asyncpg
 import pytest
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from wxlogin.clock import FakeClock
+from wxlogin.errors import InvalidEncryptedData
+from wxlogin.wechat import crypto
 
-from server import crypto
-from server.clock import FakeClock
-from server.errors import InvalidEncryptedData
 from tests.conftest import Browser, MakeBrowser, MakeServer
 from tests.fakewechat import APPID, FakeWeChat
 from tests.helpers import new_scene, poll, push

@@ -10,10 +10,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
-
-from server import cli
-from server.migrations import SCHEMA
-from server.settings import Settings, SettingsError, load_cookie_secret
+from wxlogin.ops import cli
+from wxlogin.settings import Settings, SettingsError, load_cookie_secret
+from wxlogin.storage.migrations import SCHEMA
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "docs" / "deploy"
@@ -45,7 +44,7 @@ ASSIGNMENT = re.compile(r"([A-Z][A-Z0-9_]*)=([^\s\"'\\$`#;]*)")
 
 def settings_read() -> set[str]:
     """Every variable server/settings.py reads, found as tests/test_settings.py finds them."""
-    source = (ROOT / "server" / "settings.py").read_text()
+    source = (ROOT / "server" / "wxlogin" / "settings.py").read_text()
     return set(re.findall(r'"((?:WXLOGIN_|DATABASE_URL)[A-Z_]*)"', source))
 
 
@@ -188,7 +187,7 @@ def test_the_service_runs_a_real_wxlogin_command(capsys: pytest.CaptureFixture[s
     assert command(readme(), f"{venv}/bin/pip")[-1] == "/opt/wxlogin"
     assert argv[0] == f"{venv}/bin/wxlogin"
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["wxlogin"] == "server.cli:main"
+    assert scripts["wxlogin"] == "wxlogin.ops.cli:main"
     # Its arguments parse with the real command line (--help stops before any settings).
     with pytest.raises(SystemExit) as parsed:
         cli.main([*argv[1:], "--help"])

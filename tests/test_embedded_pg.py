@@ -6,8 +6,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-
-from server.embedded_pg import EmbeddedPostgres, EmbeddedPostgresError
+from wxlogin.storage.embedded_pg import EmbeddedPostgres, EmbeddedPostgresError
 
 
 async def test_the_superuser_needs_the_password(tmp_path: Path) -> None:

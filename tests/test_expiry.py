@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from server.clock import FakeClock
+from wxlogin.clock import FakeClock
+
 from tests.conftest import MakeBrowser, MakeServer
 from tests.fakewechat import FakeWeChat
 from tests.helpers import me, new_scene, poll, push, step

@@ -10,9 +10,9 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+from wxlogin.clock import FakeClock
+from wxlogin.http.limits import Buckets, Rate
 
-from server.clock import FakeClock
-from server.limits import Buckets, Rate
 from tests.conftest import Browser, MakeBrowser, MakeServer
 from tests.fakewechat import FakeWeChat
 from tests.helpers import new_scene, poll, push

@@ -10,11 +10,11 @@ from datetime import timedelta
 
 import asyncpg
 from aiohttp.test_utils import TestServer
+from wxlogin.clock import FakeClock
+from wxlogin.http import inputs
+from wxlogin.http.keys import SERVICES
+from wxlogin.login.notify import LISTENER
 
-from server.app import SERVICES
-from server.clock import FakeClock
-from server.http import inputs
-from server.notify import LISTENER
 from tests.conftest import MakeBrowser, MakeServer
 from tests.fakewechat import FakeWeChat
 from tests.helpers import me, new_scene, poll, push, step

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-
-from server.migrations import discover, migrate
+from wxlogin.storage.migrations import discover, migrate
 
 
 async def fresh_database(pg_url: str, name: str) -> str:

@@ -12,13 +12,14 @@ import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from wxlogin.http.app import create_app
+from wxlogin.http.keys import SERVICES
+from wxlogin.http.mount import LOGIN, current_user, login_required, mount
+from wxlogin.ops import users
+from wxlogin.settings import Settings
 from yarl import URL
 
 from examples.blog.app import POOL, create_blog
-from server import users
-from server.app import SERVICES, create_app
-from server.mount import LOGIN, current_user, login_required, mount
-from server.settings import Settings
 from tests.fakewechat import FakeWeChat
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}

@@ -17,10 +17,10 @@ from urllib.parse import unquote
 import aiohttp
 import pytest
 from aiohttp import web
+from wxlogin.clock import FakeClock
+from wxlogin.http.app import create_app
+from wxlogin.settings import Settings
 
-from server.app import create_app
-from server.clock import FakeClock
-from server.settings import Settings
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from wxlogin import logs
 
-from server import logs
 from tests.conftest import MakeBrowser, MakeServer
 from tests.fakewechat import APPID, SECRET, FakeWeChat, Fault
 from tests.helpers import new_scene, poll, push, step
@@ -117,7 +117,7 @@ def test_json_lines_hold_the_fields_and_no_query_or_address() -> None:
 
 async def run_wxlogin(*args: str, env: dict[str, str]) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server", *args, cwd=ROOT, env={**os.environ, **env},
+        sys.executable, "-m", "wxlogin", *args, cwd=ROOT, env={**os.environ, **env},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     output, _ = await asyncio.wait_for(process.communicate(), 60)

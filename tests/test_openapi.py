@@ -1,4 +1,4 @@
-"""The OpenAPI description (server/openapi.py), held to the server.
+"""The OpenAPI description (server/wxlogin/http/openapi.py), held to the server.
 
 It is valid OpenAPI 3.1; its operations are exactly the app's API routes; its error codes have the
 server's statuses; every success answer of a whole login matches it; and a live server (the real
@@ -28,12 +28,13 @@ from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from PIL import Image
 from schemathesis import Case, GenerationMode
 from schemathesis.core.result import Ok
+from wxlogin import errors
+from wxlogin.clock import FakeClock
+from wxlogin.http import openapi
+from wxlogin.http.app import create_app
+from wxlogin.login.scenes import valid_scene
+from wxlogin.settings import Settings
 
-from server import errors, openapi
-from server.app import create_app
-from server.clock import FakeClock
-from server.scenes import valid_scene
-from server.settings import Settings
 from tests.conftest import MakeBrowser, MakeServer
 from tests.fakewechat import FakeWeChat, Fault
 from tests.helpers import api_error_codes, new_scene, poll, push, session_cookie, step
@@ -89,7 +90,7 @@ def test_it_describes_exactly_the_api_routes(
     app = create_app(settings, clock=clock)
     described = set(OPERATIONS)
     assert api_routes(app) | EXPECTED == described, (
-        "a route to describe in server/openapi.py (or to list in PAGES here if it is a page)"
+        "a route to describe in server/wxlogin/http/openapi.py (or to list in PAGES here if it is a page)"
     )
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
+from wxlogin.http.pages import safe_next
 
-from server.http.pages import safe_next
 from tests.conftest import Browser, MakeBrowser
 from tests.fakewechat import FakeWeChat
 from tests.helpers import new_scene, poll, push

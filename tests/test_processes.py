@@ -15,8 +15,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from wxlogin.storage.migrations import discover
 
-from server.migrations import discover
 from tests.conftest import free_port
 from tests.fakewechat import APPID, SECRET, FakeWeChat
 from tests.helpers import until_healthy
@@ -27,7 +27,7 @@ ROOT = Path(__file__).parent.parent
 def spawn(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
     with log.open("wb") as output:  # the child keeps its own descriptor
         return subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "server", "serve", *args], cwd=ROOT,
+            [sys.executable, "-m", "wxlogin", "serve", *args], cwd=ROOT,
             env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT,
         )
 
@@ -261,7 +261,7 @@ async def test_serve_with_workers_shares_one_port_and_replaces_a_dead_worker(
 
 def test_sandbox_mode_refuses_workers(tmp_path: Path) -> None:
     result = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "server", "serve", "--workers", "2"], cwd=ROOT,
+        [sys.executable, "-m", "wxlogin", "serve", "--workers", "2"], cwd=ROOT,
         env={**{k: v for k, v in os.environ.items() if not k.startswith("WXLOGIN_")},
              "WXLOGIN_DATA_DIR": str(tmp_path)},
         capture_output=True, text=True, timeout=60,
@@ -289,7 +289,7 @@ def test_the_sandbox_refuses_a_public_address(tmp_path: Path) -> None:
     base = {**os.environ, "WXLOGIN_APPID": "", "WXLOGIN_SECRET": "",
             "WXLOGIN_DATA_DIR": str(tmp_path), "WXLOGIN_PUBLIC_URL": "https://login.example.com"}
     result = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "server", "serve"], cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "-m", "wxlogin", "serve"], cwd=ROOT, capture_output=True, text=True,
         env=base, timeout=60,
     )
     assert result.returncode == 2
@@ -298,7 +298,7 @@ def test_the_sandbox_refuses_a_public_address(tmp_path: Path) -> None:
 
 def test_a_bad_configuration_lists_every_problem(tmp_path: Path) -> None:
     result = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "server", "serve"], cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "-m", "wxlogin", "serve"], cwd=ROOT, capture_output=True, text=True,
         env={**os.environ, "WXLOGIN_APPID": "wx1", "WXLOGIN_SECRET": "",
              "WXLOGIN_PORT": "http", "WXLOGIN_DATA_DIR": str(tmp_path)}, timeout=60,
     )
@@ -319,7 +319,7 @@ def test_a_pool_that_cannot_open_stops_serve_with_one_clear_line(
     else:
         env["WXLOGIN_DB_POOL_SIZE"] = "1000"  # the test cluster allows 200
     result = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "server", "serve"], cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "-m", "wxlogin", "serve"], cwd=ROOT, capture_output=True, text=True,
         env=env, timeout=60,
     )
     assert result.returncode == 1, result.stderr
@@ -332,7 +332,7 @@ def test_wxlogin_migrate_applies_then_reports_up_to_date(tmp_path: Path) -> None
            "WXLOGIN_DATABASE_URL": "", "DATABASE_URL": ""}
     runs = [
         subprocess.run(  # noqa: S603
-            [sys.executable, "-m", "server", "migrate"], cwd=ROOT, capture_output=True,
+            [sys.executable, "-m", "wxlogin", "migrate"], cwd=ROOT, capture_output=True,
             text=True, env=env, timeout=120,
         )
         for _ in range(2)
@@ -354,7 +354,7 @@ async def test_wxlogin_users_uses_the_embedded_database_a_server_is_running(
     processes.append(spawn(env, log))
     await until_healthy(port, processes[-1], log)
     listing = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server", "users", "list", cwd=ROOT, env={**os.environ, **env},
+        sys.executable, "-m", "wxlogin", "users", "list", cwd=ROOT, env={**os.environ, **env},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(listing.communicate(), 60)
@@ -372,7 +372,7 @@ def test_the_open_file_limit_is_raised_to_the_hard_one_for_many_waiting_browsers
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     assert hard == resource.RLIM_INFINITY or hard > 256
     script = (
-        "import resource; from server.cli import more_open_files;"
+        "import resource; from wxlogin.ops.cli import more_open_files;"
         " print(resource.getrlimit(resource.RLIMIT_NOFILE)[0], more_open_files())"
     )
     result = subprocess.run(  # noqa: S603 - sh with our own interpreter and script

@@ -16,10 +16,9 @@ from typing import Any
 
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-
-from server import crypto
-from server.errors import ApiError, BadInput
-from server.http import inputs
+from wxlogin.errors import ApiError, BadInput
+from wxlogin.http import inputs
+from wxlogin.wechat import crypto
 
 checked = settings(max_examples=300, deadline=None,
                    suppress_health_check=[HealthCheck.too_slow])

@@ -10,10 +10,10 @@ from typing import Any
 import zxingcpp
 from aiohttp.test_utils import TestServer
 from PIL import Image
+from wxlogin.clock import FakeClock
+from wxlogin.http.app import create_app
+from wxlogin.settings import Settings
 
-from server.app import create_app
-from server.clock import FakeClock
-from server.settings import Settings
 from tests.conftest import Browser, MakeBrowser, free_port
 from tests.fakewechat import FakeWeChat
 from tests.helpers import me, new_scene, poll, step
@@ -127,8 +127,8 @@ async def test_a_hostile_nickname_is_refused_and_the_state_file_survives(
 
 
 async def test_a_damaged_state_file_is_reported_clearly(settings: Any) -> None:
-    from server.sandbox import SandboxState
-    from server.settings import SettingsError
+    from wxlogin.settings import SettingsError
+    from wxlogin.wechat.sandbox import SandboxState
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     (settings.data_dir / "sandbox.json").write_text("")

@@ -8,9 +8,9 @@ from http.cookies import SimpleCookie
 
 import asyncpg
 from aiohttp import CookieJar
+from wxlogin.clock import FakeClock
 from yarl import URL
 
-from server.clock import FakeClock
 from tests.conftest import Browser, MakeBrowser, MakeServer
 from tests.fakewechat import FakeWeChat
 from tests.helpers import me, new_scene, poll, push, session_cookie
@@ -289,7 +289,7 @@ async def test_logout_clears_a_host_prefixed_cookie_with_its_attributes(
 
 
 def test_loopback_names_are_one_origin_and_nothing_else_is() -> None:
-    from server.http.browser import same_origin
+    from wxlogin.http.origin import same_origin
 
     assert same_origin("http://localhost:8080", "http://127.0.0.1:8080")
     assert same_origin("http://[::1]:8080", "http://localhost:8080")

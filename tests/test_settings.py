@@ -7,8 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
-from server.settings import Settings, SettingsError, load_cookie_secret
+from wxlogin.settings import Settings, SettingsError, load_cookie_secret
 
 ROOT = Path(__file__).parent.parent
 
@@ -124,7 +123,7 @@ def test_generated_cookie_secret_is_kept(tmp_path: Path) -> None:
 
 
 def test_every_setting_is_documented_in_the_readme() -> None:
-    source = (ROOT / "server" / "settings.py").read_text()
+    source = (ROOT / "server" / "wxlogin" / "settings.py").read_text()
     names = set(re.findall(r'"((?:WXLOGIN_|DATABASE_URL)[A-Z_]*)"', source))
     readme = (ROOT / "README.md").read_text()
     missing = sorted(name for name in names if f"`{name}`" not in readme)
@@ -132,7 +131,8 @@ def test_every_setting_is_documented_in_the_readme() -> None:
 
 
 def test_every_error_code_is_documented() -> None:
-    from server import errors
+    from wxlogin import errors
+
     from tests.helpers import api_error_codes
 
     codes = api_error_codes() | {code for code, _ in errors._HTTP_CODES.values()}

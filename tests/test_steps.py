@@ -6,8 +6,8 @@ import asyncio
 from typing import Any
 
 import asyncpg
+from wxlogin.settings import App
 
-from server.settings import App
 from tests.conftest import MakeBrowser, MakeServer
 from tests.fakewechat import APPID, FakeWeChat
 from tests.helpers import me, new_scene, poll, push, step

@@ -6,11 +6,11 @@ import asyncio
 from typing import Any
 
 import asyncpg
+from wxlogin.clock import FakeClock
+from wxlogin.http.app import create_app
+from wxlogin.settings import Settings
+from wxlogin.storage.sweeper import sweep_once
 
-from server.app import create_app
-from server.clock import FakeClock
-from server.settings import Settings
-from server.sweeper import sweep_once
 from tests.conftest import MakeBrowser, MakeServer
 from tests.fakewechat import FakeWeChat
 from tests.helpers import new_scene, push

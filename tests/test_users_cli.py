@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 async def wxlogin(pg_url: str, *args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server", "users", *args, cwd=ROOT,
+        sys.executable, "-m", "wxlogin", "users", *args, cwd=ROOT,
         env={**os.environ, "WXLOGIN_DATABASE_URL": pg_url},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )

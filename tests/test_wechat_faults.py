@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 from aiohttp import ClientResponse
+from wxlogin.clock import FakeClock
+from wxlogin.settings import Settings
 
-from server.clock import FakeClock
-from server.settings import Settings
 from tests.conftest import Browser, MakeBrowser, MakeServer
 from tests.fakewechat import FakeWeChat, Fault
 from tests.helpers import new_scene, poll, push

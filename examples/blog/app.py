@@ -17,11 +17,10 @@ from urllib.parse import urlsplit
 
 import asyncpg
 from aiohttp import web
-
-from server.cli import database
-from server.clock import Clock, SystemClock
-from server.mount import current_user, login_required, mount
-from server.settings import Settings, SettingsError
+from wxlogin.clock import Clock, SystemClock
+from wxlogin.http.mount import current_user, login_required, mount
+from wxlogin.ops.cli import database
+from wxlogin.settings import Settings, SettingsError
 
 POOL = web.AppKey("blog_pool", asyncpg.Pool)
 CLOCK = web.AppKey("blog_clock", Clock)
@@ -169,7 +168,7 @@ def main() -> None:
     except SettingsError as error:
         problems = "\n  ".join(error.problems)
         raise SystemExit(f"the configuration has problems:\n  {problems}") from None
-    for module in ("aiohttp_session", "server.sessions"):
+    for module in ("aiohttp_session", "wxlogin.storage.sessions"):
         warnings.filterwarnings("ignore", category=web.NotAppKeyWarning, module=module)
     logging.basicConfig(level=settings.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,24 @@
+"""wxacode-login: scan-with-WeChat login for any website, as an aiohttp application or a server.
+
+    from wxlogin import Settings, create_app, current_user, login_required, mount
+
+The package, in layers (each imports only from the layers below it; docs/architecture.md):
+
+- `ops`      the command line (`wxlogin serve|migrate|doctor|users`), workers, the doctor;
+- `http`     the front doors: the app factory, handlers, pages, mounting into a host app;
+- `login`    the login's operations: scenes and their states, the phone's steps, code draws,
+             avatars, waking the waiting polls;
+- `wechat`   WeChat's API (client, crypto) and the sandbox's stand-in;
+- `storage`  PostgreSQL: pool, queries, sessions, migrations, the embedded server, the sweeper,
+             generated secrets;
+- base modules: settings, clock, errors, text, i18n, logs, metrics, version.
+
+This module is the public face only; nothing inside the package imports it.
+"""
+
+from .http.app import create_app
+from .http.mount import current_user, login_required, mount
+from .settings import Settings
+from .version import __version__
+
+__all__ = ["Settings", "__version__", "create_app", "current_user", "login_required", "mount"]

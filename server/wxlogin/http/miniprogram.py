@@ -1,0 +1,165 @@
+"""The companion mini program's API: scan, pushCode, deny.
+
+These calls carry no cookie and no site Origin; each is judged by its fresh wx.login code, and
+identity comes only from WeChat's answer to that code (jscode2session).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from aiohttp import web
+
+from ..errors import AvatarNotFound, BadInput
+from ..login import avatars, operations
+from ..login.profile import read_profile
+from ..login.steps import Answer, user_key
+from ..wechat.client import WeChat, WxSession
+from . import inputs
+from .client import client_ip
+from .keys import BASE, CLOCK, SERVICES, SETTINGS
+from .origin import check_origin
+
+
+def pick_app(request: web.Request, fields: dict[str, Any]) -> WeChat:
+    services = request.app[SERVICES]
+    appid = fields.get("appid")
+    if appid is None or appid == "":
+        return services.wechat[services.primary_appid]
+    if not isinstance(appid, str) or appid not in services.wechat:
+        raise BadInput("`appid` names no mini program this server knows.")
+    return services.wechat[appid]
+
+
+def respond(answer: Answer) -> web.Response:
+    return web.json_response(answer.body, status=answer.status, headers=answer.headers)
+
+
+def limit_steps(request: web.Request) -> None:
+    """Every mini-program step, before anything else: a phone floods from its own address.
+    The mini program sends no `Origin`; a web page of another site that does is refused."""
+    check_origin(request)
+    ip = client_ip(request, request.app[SETTINGS].trusted_proxies)
+    request.app[SERVICES].limits.steps_by_ip.check(ip, "login steps from this address")
+
+
+async def push_code(request: web.Request) -> web.Response:
+    limit_steps(request)
+    settings, services, clock = request.app[SETTINGS], request.app[SERVICES], request.app[CLOCK]
+    fields = await inputs.fields(request)
+    scene, code = inputs.scene(fields.get("scene")), inputs.code(fields.get("code"))
+    wechat = pick_app(request, fields)
+    iv = inputs.optional_text(fields, "iv", 64)
+    encrypted = inputs.optional_text(fields, "encryptedData", inputs.MAX_ENCRYPTED)
+    if (iv is None) != (encrypted is None):
+        raise BadInput("Send `iv` and `encryptedData` together, or neither.")
+    nickname = inputs.optional_text(fields, "nickName", inputs.MAX_NICKNAME)
+    avatar = inputs.avatar_url(inputs.optional_text(fields, "avatarUrl", inputs.MAX_AVATAR_URL))
+
+    async def confirm(wx: WxSession) -> Answer:
+        profile = read_profile(
+            wx, appid=wechat.appid, nickname=nickname, avatar_url=avatar, iv=iv,
+            encrypted=encrypted, now=clock.now(), max_age=settings.watermark_max_age,
+        )
+        user = await operations.confirm(
+            services.login, scene, appid=wechat.appid, wx=wx, profile=profile,
+            avatar_link=lambda avatar_id: avatar_url(request, avatar_id),
+        )
+        return Answer(200, {"ok": True, "user": user.public()}, {})
+
+    answer = await services.steps.run(
+        step="pushCode", scene=scene, code=code, wechat=wechat, action=confirm,
+        fields={"iv": iv, "encryptedData": encrypted, "nickName": nickname, "avatarUrl": avatar},
+    )
+    return respond(answer)
+
+
+async def scan(request: web.Request) -> web.Response:
+    limit_steps(request)
+    settings, services = request.app[SETTINGS], request.app[SERVICES]
+    scene = inputs.scene(request.match_info["scene"])
+    fields = await inputs.fields(request)
+    code, wechat = inputs.code(fields.get("code")), pick_app(request, fields)
+
+    async def claim(wx: WxSession) -> Answer:
+        context = await operations.claim(
+            services.login, scene, user_key(wechat.appid, wx), settings.public_url
+        )
+        return Answer(200, {"status": "scanned", "context": context}, {})
+
+    answer = await services.steps.run(
+        step="scan", scene=scene, code=code, wechat=wechat, action=claim, fields={}
+    )
+    return respond(answer)
+
+
+async def deny(request: web.Request) -> web.Response:
+    limit_steps(request)
+    services = request.app[SERVICES]
+    scene = inputs.scene(request.match_info["scene"])
+    fields = await inputs.fields(request)
+    code, wechat = inputs.code(fields.get("code")), pick_app(request, fields)
+
+    async def refuse(wx: WxSession) -> Answer:
+        await operations.deny(services.login, scene, user_key(wechat.appid, wx))
+        return Answer(200, {"status": "denied"}, {})
+
+    answer = await services.steps.run(
+        step="deny", scene=scene, code=code, wechat=wechat, action=refuse, fields={}
+    )
+    return respond(answer)
+
+
+def avatar_url(request: web.Request, avatar_id: str) -> str:
+    base = f"{request.app[SETTINGS].public_url}{request.app[BASE]}"
+    return f"{base}/api/avatars/{avatar_id}.jpg"
+
+
+async def upload_avatar(request: web.Request) -> web.Response:
+    """The fill-in avatar, from the scene's claimant (a fresh code proves who sends it)."""
+    limit_steps(request)
+    services = request.app[SERVICES]
+    if request.content_type != "multipart/form-data":
+        raise BadInput("Send the avatar as multipart/form-data (wx.uploadFile does).")
+    form = await inputs.form(request)
+    upload = form.get("avatar")
+    if not isinstance(upload, web.FileField):
+        raise BadInput("Send the image in the `avatar` field.")
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    scene, code = inputs.scene(fields.get("scene")), inputs.code(fields.get("code"))
+    wechat = pick_app(request, fields)
+    original = upload.file.read()
+    # Nothing is decoded for a scene nobody scanned, and a bad image costs no WeChat call.
+    await operations.check_scanned(services.login, scene)
+    image = await avatars.process(original, services.decoding)
+
+    async def keep(wx: WxSession) -> Answer:
+        avatar_id = await operations.attach_avatar(
+            services.login, scene, user_key(wechat.appid, wx), image
+        )
+        return Answer(200, {"avatar_url": avatar_url(request, avatar_id)}, {})
+
+    answer = await services.steps.run(
+        step="avatar", scene=scene, code=code, wechat=wechat, action=keep,
+        fields={"avatar": hashlib.sha256(original).hexdigest()},
+    )
+    return respond(answer)
+
+
+async def avatar(request: web.Request) -> web.Response:
+    avatar_id = request.match_info["avatar"]
+    if not AVATAR_ID.fullmatch(avatar_id):
+        raise AvatarNotFound()
+    image = await operations.avatar_image(request.app[SERVICES].login, avatar_id)
+    if image is None:
+        raise AvatarNotFound()
+    return web.Response(body=image, content_type="image/jpeg", headers={
+        "Cache-Control": "public, max-age=31536000, immutable",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+    })
+
+
+AVATAR_ID = re.compile(r"[A-Za-z0-9_-]{22}")

@@ -1,0 +1,477 @@
+"""The OpenAPI 3.1 description of the HTTP API, served at GET /api/openapi.json.
+
+Written by hand beside the handlers and kept true by tests/test_openapi.py: its operations must be
+exactly the app's API routes, and a live server is fuzzed against it (schemathesis), so an answer
+it does not describe fails the suite. docs/api.md is the prose reference for the same API.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import defaultdict
+from typing import Any
+
+from aiohttp import web
+
+from ..login.scenes import STATUSES
+from ..version import __version__
+from . import inputs
+from .keys import BASE, MAX_BODY
+
+Schema = dict[str, Any]
+
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
+
+# Every `error` code: its status, and what it means to a client (as in docs/api.md).
+ERRORS: dict[str, tuple[int, str]] = {
+    "bad_request": (400, "the input is malformed (the message says which field)"),
+    "code_rejected": (400, "WeChat refused the code: wx.login() again and retry"),
+    "code_already_used": (400, "this code was already used on another scene"),
+    "invalid_avatar": (400, "the upload is not a JPEG, PNG, WebP or GIF of at most 2048×2048"),
+    "invalid_encrypted_data": (400, "`encryptedData` failed a check (one answer for all)"),
+    "not_logged_in": (401, "no logged-in session"),
+    "forbidden_origin": (403, "the request came from another site"),
+    "scene_not_found": (404, "no such scene, or not this browser's (indistinguishable)"),
+    "not_found": (404, "no such address"),
+    "method_not_allowed": (405, "wrong method for this address"),
+    "scene_already_claimed": (409, "someone else scanned this code"),
+    "scene_already_confirmed": (409, "already confirmed"),
+    "scene_denied": (409, "the login was declined"),
+    "scene_not_scanned": (409, "nobody scanned the scene yet: scan first"),
+    "code_reused": (409, "this code was used for another step or with other data"),
+    "login_already_used": (409, "the confirmed login was already taken: start again"),
+    "scene_expired": (410, "the code expired: make a new scene"),
+    "scene_closed": (410, "the scene is finished; its code is no longer served"),
+    "body_too_large": (413, f"bodies are limited to {MAX_BODY // 1024} KiB"),
+    "rate_limited": (429, "too many requests: retry after `Retry-After` seconds"),
+    "internal_error": (500, "a bug (reported in the server log); never expected"),
+    "wechat_error": (502, "WeChat answered something unexpected"),
+    "wechat_busy": (503, "WeChat is busy: retry after `Retry-After` seconds, with a fresh code"),
+    "login_busy": (503, "this minute's budget of code draws is spent: retry after `Retry-After`"),
+    "database_unavailable": (503, "the database is unreachable: retry after `Retry-After`"),
+    "wechat_unreachable": (504, "WeChat did not answer in time: retry with a fresh code"),
+}
+
+# What every operation may answer: a bug is still a JSON error.
+ALWAYS = ("internal_error",)
+# Whatever reads the database (the session included).
+DATABASE = ("database_unavailable", *ALWAYS)
+# A mini-program step: a fresh code, checked by WeChat, on an open scene.
+STEP = (
+    "bad_request", "code_rejected", "code_already_used", "code_reused", "forbidden_origin",
+    "scene_not_found", "scene_expired", "body_too_large", "rate_limited", "wechat_error",
+    "wechat_busy", "wechat_unreachable", *DATABASE,
+)
+CLAIMED = ("scene_already_claimed", "scene_already_confirmed", "scene_denied")
+
+
+def _text(max_length: int, description: str) -> Schema:
+    return {"type": "string", "maxLength": max_length, "description": description}
+
+
+def _object(properties: dict[str, Schema], *optional: str, closed: bool = True) -> Schema:
+    """An object whose properties are all required but `optional`; `closed`: nothing else."""
+    schema: Schema = {
+        "type": "object",
+        "required": [name for name in properties if name not in optional],
+        "properties": properties,
+    }
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+SCENE: Schema = {
+    "type": "string",
+    "pattern": "^[0-9A-Za-z]{1,32}$",  # scenes.valid_scene
+    "minLength": 1,
+    "maxLength": 32,
+    "description": "A login attempt: 1 to 32 letters and digits.",
+}
+CODE: Schema = {
+    "type": "string",
+    "pattern": f"^{inputs.CODE.pattern}$",
+    "description": "A fresh `wx.login()` code: every step takes its own.",
+}
+APPID: Schema = {
+    "type": "string",
+    "description": "The calling mini program, when the server runs several (`WXLOGIN_APPS`); "
+    "absent or empty means the primary one.",
+}
+HEADERS: dict[str, Schema] = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    },
+    "Set-Cookie": {
+        "description": "The session cookie (`wxlogin`, or `__Host-wxlogin` when "
+        "`WXLOGIN_PUBLIC_URL` is https): a random id, HttpOnly, SameSite=Lax.",
+        "schema": {"type": "string"},
+    },
+}
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": {
+        **_object({
+            "error": {"type": "string", "enum": sorted(ERRORS)},
+            "message": {"type": "string", "description": "A sentence a person can act on."},
+        }),
+        "description": "Every error answer; each response below narrows `error` to its codes.",
+    },
+    "User": _object({
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "nickname": {"type": "string", "description": "At most 64 characters; may be empty."},
+        "avatar_url": {
+            "type": "string",
+            "description": "An https URL, this server's address of an uploaded avatar, or empty.",
+        },
+    }),
+    "Status": {
+        "type": "string",
+        "enum": list(STATUSES),
+        "description": "pending → scanned → confirmed | denied; any open status → expired. "
+        "Clients treat a status they do not know as still waiting.",
+    },
+}
+
+
+def _error_schema(codes: list[str]) -> Schema:
+    return {
+        "type": "object",
+        "required": ["error", "message"],
+        "properties": {"error": {"type": "string", "enum": codes}, "message": {"type": "string"}},
+        "additionalProperties": False,
+    }
+
+
+def _errors(*codes: str) -> dict[str, Schema]:
+    """The error answers for these codes, one response per status."""
+    by_status: dict[int, list[str]] = defaultdict(list)
+    for code in dict.fromkeys(codes):
+        by_status[ERRORS[code][0]].append(code)
+    responses: dict[str, Schema] = {}
+    for status, group in sorted(by_status.items()):
+        response: Schema = {
+            "description": "; ".join(f"`{code}`: {ERRORS[code][1]}" for code in group),
+            "content": {JSON: {"schema": _error_schema(group)}},
+        }
+        if status in (429, 503):
+            response["headers"] = {"Retry-After": HEADERS["Retry-After"]}
+        responses[str(status)] = response
+    return responses
+
+
+def _json(description: str, schema: Schema, headers: dict[str, Schema] | None = None) -> Schema:
+    response: Schema = {"description": description, "content": {JSON: {"schema": schema}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _operation(
+    operation_id: str,
+    tag: str,
+    summary: str,
+    responses: dict[str, Schema],
+    errors: tuple[str, ...],
+    **more: Any,
+) -> Schema:
+    return {
+        "operationId": operation_id,
+        "tags": [tag],
+        "summary": summary,
+        **more,
+        "responses": {**responses, **_errors(*errors)},
+    }
+
+
+def _step_body(properties: dict[str, Schema], *optional: str, **more: Any) -> Schema:
+    """A mini-program step's body: a JSON object, or the same fields as a form."""
+    schema = {**_object(properties, *optional, closed=False), **more}
+    return {
+        "required": True,
+        "content": {JSON: {"schema": schema}, FORM: {"schema": schema}},
+    }
+
+
+SCENE_PARAMETER: Schema = {"name": "scene", "in": "path", "required": True, "schema": SCENE}
+OPTIONAL_SESSION: list[Schema] = [{}, {"session": []}]
+SESSION: list[Schema] = [{"session": []}]
+
+
+def _paths() -> dict[str, Schema]:
+    user = {"user": _ref("User")}
+    return {
+        "/api/scenes": {"post": _operation(
+            "createScene", "browser",
+            "Start a login attempt bound to this browser (a live one is handed back).",
+            {"201": _json(
+                "The scene: show its code (`code_url`) and poll it.",
+                _object({
+                    "scene": SCENE,
+                    "status": {"const": "pending"},
+                    "expires_in": {"type": "integer", "minimum": 0},
+                    "code_url": {
+                        "type": "string",
+                        "pattern": "/api/scenes/[0-9A-Za-z]{1,32}/code$",
+                        "description": "Where the code's image is, under the base path.",
+                    },
+                }),
+                {"Set-Cookie": HEADERS["Set-Cookie"]},
+            )},
+            ("forbidden_origin", "body_too_large", "rate_limited", "login_busy", *DATABASE),
+            security=OPTIONAL_SESSION,
+        )},
+        "/api/scenes/{scene}/code": {"get": _operation(
+            "sceneCode", "browser",
+            "The scene's mini-program code, drawn by WeChat at most once; owner only.",
+            {"200": {
+                "description": "WeChat's image, its bytes unchanged.",
+                "content": {"image/png": {}, "image/jpeg": {}},
+            }},
+            ("bad_request", "scene_not_found", "not_found", "scene_expired", "scene_closed",
+             "wechat_error", "wechat_busy", "wechat_unreachable", *DATABASE),
+            parameters=[SCENE_PARAMETER],
+            security=SESSION,
+        )},
+        "/api/scenes/{scene}": {"get": _operation(
+            "pollScene", "browser",
+            "Long-poll the scene: answers once its status differs from `since`, or after "
+            "`wait` seconds. `confirmed` logs this browser in (and includes `user`).",
+            {"200": _json(
+                "The scene's status.",
+                {
+                    **_object({
+                        "scene": SCENE,
+                        "status": _ref("Status"),
+                        "expires_in": {"type": "integer", "minimum": 0},
+                        **user,
+                    }, "user"),
+                    "if": {"properties": {"status": {"const": "confirmed"}}},
+                    "then": {"required": ["user"]},
+                    "else": {"not": {"required": ["user"]}},
+                },
+                {"Set-Cookie": HEADERS["Set-Cookie"]},
+            )},
+            ("bad_request", "not_logged_in", "forbidden_origin", "scene_not_found", "not_found",
+             "login_already_used", "rate_limited", *DATABASE),
+            parameters=[
+                SCENE_PARAMETER,
+                {
+                    "name": "wait", "in": "query",
+                    "description": f"Seconds to hold the answer for a change (more than "
+                    f"{inputs.MAX_WAIT} counts as {inputs.MAX_WAIT}).",
+                    "schema": {"type": "integer", "minimum": 0, "default": inputs.DEFAULT_WAIT},
+                },
+                {
+                    "name": "since", "in": "query",
+                    "description": "The last status this client saw.",
+                    "schema": {**_ref("Status"), "default": "pending"},
+                },
+            ],
+            security=SESSION,
+        )},
+        "/api/me": {"get": _operation(
+            "me", "browser", "Who is logged in.",
+            {"200": _json("The logged-in user.", _object(user))},
+            ("not_logged_in", *DATABASE),
+            security=SESSION,
+        )},
+        "/api/logout": {"post": _operation(
+            "logout", "browser", "Log out: the session and its cookie are gone.",
+            {"204": {
+                "description": "Logged out.",
+                "headers": {"Set-Cookie": HEADERS["Set-Cookie"]},
+            }},
+            ("forbidden_origin", "body_too_large", *DATABASE),
+            security=OPTIONAL_SESSION,
+        )},
+        "/api/auth": {"get": _operation(
+            "forwardAuth", "browser",
+            "Forward auth (nginx `auth_request` and friends): the user in headers.",
+            {"200": {
+                "description": "Logged in; no body.",
+                "headers": {
+                    "X-Wxlogin-User-Id": {
+                        "required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                    },
+                    "X-Wxlogin-Nickname": {
+                        "required": True,
+                        "description": "The nickname, percent-encoded UTF-8.",
+                        "schema": {"type": "string"},
+                    },
+                },
+            }},
+            ("not_logged_in", *DATABASE),
+            security=SESSION,
+        )},
+        "/api/pushCode": {"post": _operation(
+            "pushCode", "mini program",
+            "Confirm the scene (claiming it first if nobody scanned it).",
+            {"200": _json("Confirmed.", _object({"ok": {"const": True}, **user}))},
+            ("invalid_encrypted_data", *CLAIMED, *STEP),
+            requestBody=_step_body({
+                "code": CODE,
+                "scene": SCENE,
+                "appid": APPID,
+                "iv": _text(64, "With `encryptedData`, from a call made after `wx.login()`."),
+                "encryptedData": _text(
+                    inputs.MAX_ENCRYPTED, "The profile, encrypted; it only adds profile fields."
+                ),
+                "nickName": _text(inputs.MAX_NICKNAME, "A plain profile field."),
+                "avatarUrl": _text(inputs.MAX_AVATAR_URL, "Kept only when it is https://."),
+            }, "appid", "iv", "encryptedData", "nickName", "avatarUrl",
+                dependentRequired={"iv": ["encryptedData"], "encryptedData": ["iv"]}),
+        )},
+        "/api/scenes/{scene}/scan": {"post": _operation(
+            "scan", "mini program",
+            "Claim the scene for the WeChat user behind `code`; the browser's poll answers "
+            "`scanned`.",
+            {"200": _json("Claimed; what to show before the user confirms.", _object({
+                "status": {"const": "scanned"},
+                "context": _object({
+                    "site": {"type": "string"},
+                    "browser": {"type": "string"},
+                    "os": {"type": "string"},
+                    "place": {
+                        "type": "string",
+                        "description": "The browser's rough location, when a trusted proxy "
+                        "names it (`WXLOGIN_PLACE_HEADER`).",
+                    },
+                    "created_seconds_ago": {"type": "integer", "minimum": 0},
+                }, "place"),
+            }))},
+            (*CLAIMED, "not_found", *STEP),
+            parameters=[SCENE_PARAMETER],
+            requestBody=_step_body({"code": CODE, "appid": APPID}, "appid"),
+        )},
+        "/api/scenes/{scene}/deny": {"post": _operation(
+            "deny", "mini program", "Decline the login, for whoever scanned the scene.",
+            {"200": _json("Declined.", _object({"status": {"const": "denied"}}))},
+            (*CLAIMED, "scene_not_scanned", "not_found", *STEP),
+            parameters=[SCENE_PARAMETER],
+            requestBody=_step_body({"code": CODE, "appid": APPID}, "appid"),
+        )},
+        "/api/avatar": {"post": _operation(
+            "uploadAvatar", "mini program",
+            "The scanner's chosen avatar: re-encoded (256×256 JPEG, no metadata); it becomes "
+            "the user's avatar when the same person confirms the scene.",
+            {"200": _json("Kept.", _object({
+                "avatar_url": {
+                    "type": "string", "pattern": "/api/avatars/[A-Za-z0-9_-]{22}\\.jpg$",
+                },
+            }))},
+            ("invalid_avatar", *CLAIMED, "scene_not_scanned", *STEP),
+            requestBody={
+                "required": True,
+                "content": {MULTIPART: {
+                    "schema": _object({
+                        "avatar": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "A JPEG, PNG, WebP or GIF image.",
+                        },
+                        "scene": SCENE,
+                        "code": CODE,
+                        "appid": APPID,
+                    }, "appid", closed=False),
+                    "encoding": {"avatar": {"contentType": "image/*"}},
+                }},
+            },
+        )},
+        "/api/avatars/{avatar}.jpg": {"get": _operation(
+            "avatar", "mini program", "An uploaded avatar.",
+            {"200": {
+                "description": "The re-encoded image; it never changes.",
+                "headers": {"Cache-Control": {
+                    "schema": {"const": "public, max-age=31536000, immutable"},
+                }},
+                "content": {"image/jpeg": {}},
+            }},
+            ("not_found", *DATABASE),
+            parameters=[{
+                "name": "avatar", "in": "path", "required": True,
+                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{22}$"},
+            }],
+        )},
+        "/healthz": {"get": _operation(
+            "health", "operations", "Whether the server can reach its database.",
+            {"200": _json("Healthy.", _object({"ok": {"const": True}}))},
+            DATABASE,
+        )},
+        "/metrics": {"get": _operation(
+            "metrics", "operations", "Prometheus metrics of this process.",
+            {"200": {
+                "description": "The Prometheus text exposition format.",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }},
+            ALWAYS,
+        )},
+        "/api/openapi.json": {"get": _operation(
+            "openapi", "operations", "This description.",
+            {"200": _json("OpenAPI 3.1.", {
+                "type": "object", "required": ["openapi", "info", "paths"],
+            })},
+            ALWAYS,
+        )},
+    }
+
+
+DESCRIPTION = """\
+Scan with WeChat to log in. A browser creates a login attempt (a *scene*), shows its code and
+long-polls it; the companion mini program scans the code, then confirms or declines. docs/api.md
+is the prose reference for the same API.
+
+Browser endpoints are bound by the session cookie. A `POST` whose `Origin` is not
+`WXLOGIN_PUBLIC_URL`'s origin is refused (403 `forbidden_origin`), and so is a poll sent with
+`Sec-Fetch-Site: cross-site`. Mini-program steps carry no cookie: each is judged by its fresh
+`wx.login()` code; sending the very same request again answers the same.
+
+Every error is `{"error", "message"}`; an address that matches no route answers 404 `not_found`,
+a method it does not take 405 `method_not_allowed`, and a body over 64 KiB 413. Every answer under
+`/api/` carries `Cache-Control: no-store` (the avatars excepted).
+
+Not described here, because they are not API: the HTML pages (`/login`, `/`, `/account`), their
+scripts and styles (`/static/…`), and sandbox mode's stand-ins (`/sandbox/…`).
+"""
+
+
+def document(base: str = "") -> dict[str, Any]:
+    """The description of the API as served under `base` (the path the app is mounted at)."""
+    return copy.deepcopy({  # its parts are shared module constants
+        "openapi": "3.1.0",
+        "info": {
+            "title": "wxacode-login",
+            "version": __version__,
+            "summary": "Scan-with-WeChat login for any website.",
+            "description": DESCRIPTION,
+            "license": {"name": "MIT", "identifier": "MIT"},
+        },
+        "servers": [{"url": base or "/", "description": "this server"}],
+        "tags": [
+            {"name": "browser", "description": "Same origin, bound by the session cookie."},
+            {"name": "mini program", "description": "The companion mini program's steps."},
+            {"name": "operations", "description": "For operators and their tools."},
+        ],
+        "paths": _paths(),
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"session": {
+                "type": "apiKey",
+                "in": "cookie",
+                "name": "wxlogin",
+                "description": HEADERS["Set-Cookie"]["description"],
+            }},
+        },
+    })
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(document(request.app[BASE]))

@@ -1,0 +1,211 @@
+"""HTML pages: the hosted login page, the demo, the account page and the sandbox's phone.
+
+Pages are rendered here with every dynamic value escaped; behaviour lives in /static/*.js (no
+inline script: the page's words reach the script in a JSON data block, which is not executed).
+No build step and no external CDN.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlencode, urlsplit
+
+from aiohttp import web
+
+from .. import i18n
+from .browser import current_user
+from .keys import BASE, SETTINGS
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data: https:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+
+def safe_next(value: str | None) -> str:
+    """A same-origin path, or "/": every open-redirect trick (//host, /\\host, schemes,
+    userinfo, control characters, slashes encoded once more) lands on "/"."""
+    if not value or len(value) > 2048:
+        return "/"
+    for form in (value, unquote(value)):  # whatever decodes it once more must be safe too
+        if not form.startswith("/") or form.startswith("//") or "\\" in form:
+            return "/"
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in form):
+            return "/"
+        parts = urlsplit(form)
+        if parts.scheme or parts.netloc:
+            return "/"
+    # Keep it plain ASCII, so no browser reads a look-alike character as a slash.
+    return quote(value, safe="/?&=#%:@!$'()*+,;~-._")
+
+
+def render(
+    request: web.Request,
+    *,
+    title_key: str,
+    body: str,
+    scripts: tuple[str, ...] = (),
+    data: dict[str, Any] | None = None,
+    status: int = 200,
+) -> web.Response:
+    lang = i18n.language(request)
+    words = i18n.STRINGS[lang]
+    base = request.app[BASE]
+    island = json.dumps(
+        {"lang": lang, "strings": words, "base": base, **(data or {})}, ensure_ascii=False
+    )
+    island = island.replace("<", "\\u003c")  # nothing in it can close the <script> element
+    other = "en" if lang == "zh" else "zh"
+    switch = escape(f"{request.path}?{urlencode({**request.query, 'lang': other})}")
+    tags = "".join(f'<script src="{base}/static/{name}" defer></script>' for name in scripts)
+    html = f"""<!doctype html>
+<html lang="{'zh-CN' if lang == 'zh' else 'en'}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(words[title_key])}</title>
+<link rel="stylesheet" href="{base}/static/wxlogin.css">
+</head>
+<body>
+{body}
+<footer><a href="{switch}" lang="{other}" hreflang="{other}">{escape(words['switch'])}</a></footer>
+<script type="application/json" id="wxlogin-data">{island}</script>
+{tags}
+</body>
+</html>
+"""
+    response = web.Response(text=html, content_type="text/html", status=status)
+    i18n.remember(request, response)
+    response.headers.update({
+        "Content-Security-Policy": CSP,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+        "Cache-Control": "no-store",
+    })
+    return response
+
+
+def login_box(words: dict[str, str], next_path: str, *, phone_link: bool) -> str:
+    """The code, its state and countdown; /static/login.js brings it to life."""
+    link = ""
+    if phone_link:
+        link = (f'<p class="phone-link"><a id="phone-link" target="_blank" rel="noopener" '
+                f'hidden>{escape(words["open_phone"])}</a></p>')
+    return f"""<section class="login" id="wxlogin" data-next="{escape(next_path)}">
+<h1>{escape(words['heading'])}</h1>
+<p class="instruction">{escape(words['instruction'])}</p>
+<div class="code-box" aria-busy="true">
+<img id="wxlogin-code" alt="{escape(words['alt'])}" width="280" hidden>
+</div>
+<p id="wxlogin-status" class="status" role="status" aria-live="polite" tabindex="-1">
+{escape(words['state_loading'])}</p>
+<p id="wxlogin-countdown" class="countdown"></p>
+<button type="button" id="wxlogin-refresh" hidden>{escape(words['refresh'])}</button>
+{link}
+</section>"""
+
+
+async def login_page(request: web.Request) -> web.Response:
+    words = i18n.STRINGS[i18n.language(request)]
+    next_path = safe_next(request.query.get("next"))
+    sandbox = request.app[SETTINGS].sandbox
+    return render(request, title_key="title", scripts=("login.js",),
+                  body=f"<main>{login_box(words, next_path, phone_link=sandbox)}</main>")
+
+
+def profile_box(words: dict[str, str], user: Any) -> str:
+    avatar = ""
+    if user.avatar_url:
+        avatar = (f'<img class="avatar" src="{escape(user.avatar_url)}" alt="" '
+                  'width="64" height="64">')
+    return f"""<section class="profile" id="profile">
+{avatar}
+<p>{escape(words['logged_in_as'])}
+<strong id="profile-nickname">{escape(user.nickname or '—')}</strong></p>
+<p class="muted">{escape(words['user_id'])}: <span id="profile-id">{user.id}</span></p>
+<button type="button" id="logout">{escape(words['logout'])}</button>
+</section>"""
+
+
+async def demo_page(request: web.Request) -> web.Response:
+    words = i18n.STRINGS[i18n.language(request)]
+    sandbox = request.app[SETTINGS].sandbox
+    user = await current_user(request)
+    intro = f"<p class=\"note\">{escape(words['demo_sandbox'])}</p>" if sandbox else ""
+    if user is None:
+        main = login_box(words, f"{request.app[BASE]}/", phone_link=sandbox)
+        main += f"<p>{escape(words['demo_steps'])}</p>" if sandbox else ""
+    else:
+        main = profile_box(words, user) + f"<p>{escape(words['demo_what'])}</p>"
+    body = f"""<main class="demo">
+<h1>{escape(words['demo_heading' if sandbox else 'demo_heading_live'])}</h1>
+{intro}
+{main}
+<p class="muted">{escape(words['demo_production']) if sandbox else ''}</p>
+</main>"""
+    scripts = ("account.js",) if user else ("login.js",)
+    return render(request, title_key="demo_title", body=body, scripts=scripts)
+
+
+async def account_page(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    if user is None:
+        base = request.app[BASE]
+        raise web.HTTPFound(f"{base}/login?" + urlencode({"next": f"{base}/account"}))
+    words = i18n.STRINGS[i18n.language(request)]
+    body = f"<main><h1>{escape(words['account_title'])}</h1>{profile_box(words, user)}</main>"
+    return render(request, title_key="account_title", body=body, scripts=("account.js",))
+
+
+async def phone_page(request: web.Request) -> web.Response:
+    """Sandbox only: plays the companion mini program's login page for a scene."""
+    words = i18n.STRINGS[i18n.language(request)]
+    body = f"""<main class="phone" id="phone">
+<h1>{escape(words['phone_title'])}</h1>
+<form id="phone-who">
+<fieldset>
+<legend>{escape(words['phone_who'])}</legend>
+<label for="phone-user">{escape(words['phone_pick'])}</label>
+<select id="phone-user"></select>
+<label for="phone-nickname">{escape(words['phone_new'])}</label>
+<input id="phone-nickname" maxlength="32" autocomplete="off">
+<label class="check"><input type="checkbox" id="phone-unionid">
+{escape(words['phone_unionid'])}</label>
+</fieldset>
+<button type="submit" id="phone-continue">{escape(words['phone_continue'])}</button>
+</form>
+<section id="phone-context" hidden>
+<p>{escape(words['phone_request'])}</p>
+<dl>
+<dt>{escape(words['phone_site'])}</dt><dd id="ctx-site"></dd>
+<dt>{escape(words['phone_browser'])}</dt><dd id="ctx-browser"></dd>
+<dt>{escape(words['phone_os'])}</dt><dd id="ctx-os"></dd>
+<dt>{escape(words['phone_when'])}</dt><dd id="ctx-when"></dd>
+</dl>
+<div class="choices">
+<button type="button" id="phone-confirm">{escape(words['phone_confirm'])}</button>
+<button type="button" id="phone-decline">{escape(words['phone_decline'])}</button>
+</div>
+</section>
+<p id="phone-status" role="status" aria-live="polite"></p>
+</main>"""
+    return render(request, title_key="phone_title", body=body, scripts=("phone.js",),
+                  data={"scene": request.query.get("scene", "")})
+
+
+def routes(sandbox: bool) -> list[web.AbstractRouteDef]:
+    found: list[web.AbstractRouteDef] = [
+        web.get("/login", login_page),
+        web.get("/", demo_page),
+        web.get("/account", account_page),
+        web.static("/static", STATIC, append_version=False),
+    ]
+    if sandbox:
+        found.append(web.get("/sandbox/phone", phone_page))
+    return found

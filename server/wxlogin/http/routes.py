@@ -1,0 +1,27 @@
+"""Every route the login answers, in one list: what the OpenAPI test holds the description to."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from . import browser, miniprogram, openapi, ops, pages
+
+
+def routes(*, sandbox: bool) -> list[web.AbstractRouteDef]:
+    return [
+        *pages.routes(sandbox),
+        web.post("/api/scenes", browser.create_scene),
+        web.get("/api/scenes/{scene}/code", browser.scene_code),
+        web.get("/api/scenes/{scene}", browser.poll),
+        web.get("/api/me", browser.me),
+        web.post("/api/logout", browser.logout),
+        web.post("/api/pushCode", miniprogram.push_code),
+        web.post("/api/scenes/{scene}/scan", miniprogram.scan),
+        web.post("/api/scenes/{scene}/deny", miniprogram.deny),
+        web.post("/api/avatar", miniprogram.upload_avatar),
+        web.get("/api/avatars/{avatar}.jpg", miniprogram.avatar),
+        web.get("/api/auth", ops.forward_auth),
+        web.get("/healthz", ops.healthz),
+        web.get("/api/openapi.json", openapi.openapi),
+        web.get("/metrics", ops.metrics),
+    ]

@@ -1,0 +1,196 @@
+"""`wxlogin`: serve, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import logging
+import resource
+import socket
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import asyncpg
+from aiohttp import web
+
+from .. import logs
+from ..clock import SystemClock
+from ..http.app import create_app
+from ..settings import Settings, SettingsError, load_cookie_secret
+from ..storage.db import PoolUnavailable
+from ..storage.embedded_pg import EmbeddedPostgres, EmbeddedPostgresError
+from ..storage.migrations import migrate
+from . import doctor, users
+from .workers import listen, supervise
+
+log = logging.getLogger("wxlogin")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as error:
+        print("wxlogin: the configuration has problems:", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+@contextmanager
+def database(settings: Settings) -> Iterator[Settings]:
+    """The settings with a database URL: the given one, or the embedded PostgreSQL's,
+    which is stopped again on the way out (SIGINT and SIGTERM included)."""
+    if settings.database_url:
+        yield settings
+        return
+    embedded = EmbeddedPostgres(settings.data_dir)
+    try:
+        url = embedded.start()
+    except EmbeddedPostgresError as error:
+        print(f"wxlogin: could not start the embedded PostgreSQL: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    log.info("embedded PostgreSQL running in %s", embedded.pgdata)
+    try:
+        yield settings.with_database_url(url)
+    finally:
+        embedded.stop()
+
+
+SANDBOX_BANNER = """\
+================================================================================
+  SANDBOX MODE: no WeChat account needed, and nothing here is real.
+  Open {url}/ in a browser, then scan the code with your phone's camera
+  (or follow the link under it) and confirm as a test user.
+  To use your real mini program, set WXLOGIN_APPID and WXLOGIN_SECRET.
+================================================================================"""
+
+
+def more_open_files() -> int:
+    """Raise this process's open-file limit to the most allowed; returns the new limit.
+
+    Every waiting browser is an open socket, and the usual soft limit (1,024) would refuse
+    connections long before memory or CPU run short.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return 1 << 30 if soft == resource.RLIM_INFINITY else soft
+
+
+async def freeze_startup(_app: web.Application) -> None:
+    """Start-up's objects (modules, the app, its pool and clients) live as long as the process:
+    out of the collector's sight they are not walked again by every full pass, which at 10,000
+    waiting polls stalls the loop."""
+    gc.collect()
+    gc.freeze()
+
+
+def run(
+    app: web.Application, *, host: str | None = None, port: int | None = None,
+    sock: socket.socket | None = None,
+) -> None:
+    app.on_startup.append(freeze_startup)  # after the pool, the hub and the clients exist
+    try:
+        web.run_app(
+            app, host=host, port=port, sock=sock, handler_cancellation=True, print=None,
+            access_log=logging.getLogger("wxlogin.access"), access_log_class=logs.AccessLogger,
+            # Waiting polls are answered at once on SIGTERM; this bounds everything else.
+            shutdown_timeout=5.0,
+        )
+    except PoolUnavailable as exc:
+        print(f"wxlogin: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def serve(settings: Settings, workers: int = 1) -> None:
+    if settings.sandbox:
+        if workers > 1:
+            print("wxlogin: sandbox mode runs in one process (its stand-in keeps the codes it "
+                  "issues in memory); drop --workers", file=sys.stderr)
+            raise SystemExit(2)
+        print(SANDBOX_BANNER.format(url=settings.public_url), flush=True)
+    files = more_open_files()
+    if files < 4096:
+        print(f"wxlogin: only {files} open files allowed, so at most about that many browsers "
+              "can wait at once; raise it (LimitNOFILE= in systemd)", file=sys.stderr)
+    with database(settings) as ready:
+        where = f"listening on {ready.host}:{ready.port}"
+        if workers == 1:
+            print(f"wxlogin: serving {ready.public_url} ({where})", flush=True)
+            run(create_app(ready, clock=SystemClock()), host=ready.host, port=ready.port)
+            return
+        load_cookie_secret(ready)  # made once here, before the workers would race for it
+        asyncio.run(_migrate(ready.database_url or ""))  # once, before they all start
+        sock = listen(ready.host, ready.port)
+        print(f"wxlogin: serving {ready.public_url} ({where}, {workers} workers)", flush=True)
+        status = supervise(workers, lambda _index: run(
+            create_app(ready, clock=SystemClock()), sock=sock))
+        sock.close()
+    if status:
+        raise SystemExit(status)
+
+
+async def _migrate(url: str) -> list[str]:
+    conn = await asyncpg.connect(url)
+    try:
+        return await migrate(conn)
+    finally:
+        await conn.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="wxlogin", description="Scan-with-WeChat login server")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serving = commands.add_parser("serve", help="serve in the foreground until SIGINT/SIGTERM")
+    serving.add_argument(
+        "--workers", type=int, default=1, metavar="N",
+        help="processes answering on the one port (default 1; e.g. one per CPU core)",
+    )
+    commands.add_parser("migrate", help="apply database migrations, then exit")
+    commands.add_parser(
+        "doctor", help="check the database, the WeChat credentials and drawing a code"
+    )
+    owner = commands.add_parser("users", help="list, show, disable or enable users")
+    owner.add_argument("action", choices=("list", "show", "disable", "enable"))
+    owner.add_argument("user_id", nargs="?", type=int)
+    args = parser.parse_args(argv)
+    if args.command == "users" and args.action != "list" and args.user_id is None:
+        parser.error(f"wxlogin users {args.action} needs a user id")
+
+    settings = _settings()
+    # aiohttp-session keeps its session under a string request key, as its API requires.
+    for module in ("aiohttp_session", "wxlogin.storage.sessions"):
+        warnings.filterwarnings("ignore", category=web.NotAppKeyWarning, module=module)
+    logs.configure(settings.log_level, settings.log_format)
+    if args.command == "serve":
+        if not 1 <= args.workers <= 64:
+            parser.error("--workers must be 1 to 64")
+        serve(settings, args.workers)
+    elif args.command == "doctor":
+        with database(settings) as ready:
+            fine, lines = asyncio.run(doctor.run(ready))
+        print("\n".join(lines))
+        print("all good: this server can log people in" if fine else
+              "something above needs fixing")
+        raise SystemExit(0 if fine else 1)
+    elif args.command == "users":
+        with database(settings) as ready:
+            assert ready.database_url is not None
+            try:
+                lines = asyncio.run(users.run(ready.database_url, args.action, args.user_id))
+            except users.NoSuchUser:
+                print(f"wxlogin: there is no user {args.user_id}", file=sys.stderr)
+                raise SystemExit(1) from None
+        print("\n".join(lines))
+    else:
+        with database(settings) as ready:
+            assert ready.database_url is not None
+            applied = asyncio.run(_migrate(ready.database_url))
+        print("applied: " + ", ".join(applied) if applied else "the database is up to date")

@@ -1,0 +1,86 @@
+"""`wxlogin users list|show|disable|enable`: the owner's view of who has logged in."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from ..storage.db import Conn
+
+
+class NoSuchUser(Exception):
+    pass
+
+
+async def list_users(conn: Conn, limit: int = 100) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT u.id, u.nickname, u.unionid IS NOT NULL AS has_unionid, u.disabled,"
+        " u.created_at, (SELECT count(*) FROM wxlogin.sessions s WHERE s.user_id = u.id) AS"
+        " sessions"
+        " FROM wxlogin.users u ORDER BY u.id DESC LIMIT $1",
+        limit,
+    )
+    lines = [f"{'id':>6}  {'nickname':<24} {'unionid':<7} {'sessions':>8}  {'state':<8} created"]
+    for row in rows:
+        lines.append(
+            f"{row['id']:>6}  {row['nickname'] or '—':<24.24} "
+            f"{'yes' if row['has_unionid'] else 'no':<7} {row['sessions']:>8}  "
+            f"{'disabled' if row['disabled'] else 'active':<8} {row['created_at']:%Y-%m-%d %H:%M}"
+        )
+    return lines
+
+
+async def show_user(conn: Conn, user_id: int) -> list[str]:
+    row = await conn.fetchrow("SELECT * FROM wxlogin.users WHERE id = $1", user_id)
+    if row is None:
+        raise NoSuchUser(user_id)
+    identities = await conn.fetch(
+        "SELECT appid, openid, created_at FROM wxlogin.identities WHERE user_id = $1 ORDER BY"
+        " created_at",
+        user_id,
+    )
+    sessions = await conn.fetchval(
+        "SELECT count(*) FROM wxlogin.sessions WHERE user_id = $1", user_id
+    )
+    lines = [
+        f"id:         {row['id']}",
+        f"nickname:   {row['nickname'] or '—'}",
+        f"avatar:     {row['avatar_url'] or '—'}",
+        f"unionid:    {row['unionid'] or '—'}",
+        f"state:      {'disabled' if row['disabled'] else 'active'}",
+        f"created:    {row['created_at']:%Y-%m-%d %H:%M:%S %Z}",
+        f"sessions:   {sessions}",
+    ]
+    lines += [f"identity:   {i['appid']} / {i['openid']}" for i in identities]
+    return lines
+
+
+async def set_disabled(conn: Conn, user_id: int, disabled: bool) -> int:
+    """Disable (ending every session at once) or enable; returns the sessions ended."""
+    async with conn.transaction():
+        found = await conn.fetchval(
+            "UPDATE wxlogin.users SET disabled = $2 WHERE id = $1 RETURNING id", user_id, disabled
+        )
+        if found is None:
+            raise NoSuchUser(user_id)
+        if not disabled:
+            return 0
+        ended = await conn.fetch(
+            "DELETE FROM wxlogin.sessions WHERE user_id = $1 RETURNING 1", user_id
+        )
+        return len(ended)
+
+
+async def run(url: str, action: str, user_id: int | None) -> list[str]:
+    conn = await asyncpg.connect(url)
+    try:
+        if action == "list":
+            return await list_users(conn)
+        assert user_id is not None
+        if action == "show":
+            return await show_user(conn, user_id)
+        ended = await set_disabled(conn, user_id, action == "disable")
+        if action == "disable":
+            return [f"user {user_id} disabled; {ended} session(s) ended"]
+        return [f"user {user_id} enabled"]
+    finally:
+        await conn.close()

@@ -1,0 +1,93 @@
+"""Housekeeping: delete what has expired, so the tables stay bounded however many login
+attempts are abandoned.
+
+Every process runs the loop; an advisory lock lets one sweep at a time. Rows go in batches, so
+no delete holds locks for long. A scene is kept for a while after it expires (`SCENE_GRACE`):
+its owner's poll still learns "expired" (instead of "gone"), and a confirmed one still logs in
+a browser that was away when it was confirmed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from ..clock import Clock
+from .db import Conn, acquire, session_lock
+
+log = logging.getLogger("wxlogin.sweeper")
+
+LOCK_KEY = 0x77786C6F67696E + 1  # the migrations' key + 1
+BATCH = 5000
+SCENE_GRACE = timedelta(hours=1)
+AVATAR_GRACE = timedelta(days=1)  # an upload not put on a user by then never will be
+BUDGET_GRACE = timedelta(hours=1)
+
+# Each: a table, and the condition (on $1, the cut-off) for rows that may go.
+RULES: dict[str, tuple[str, str, timedelta]] = {
+    "scenes": ("wxlogin.scenes", "expires_at < $1", SCENE_GRACE),
+    "sessions": ("wxlogin.sessions", "expires_at < $1", timedelta(0)),
+    "code_ledger": ("wxlogin.code_ledger", "expires_at < $1", timedelta(0)),
+    "draw_budget": ("wxlogin.draw_budget", "minute < $1", BUDGET_GRACE),
+    # Only uploads no user shows any more (a user's avatar_url ends in /api/avatars/<id>.jpg).
+    "avatars": (
+        "wxlogin.avatars",
+        "created_at < $1 AND id NOT IN (SELECT substring(avatar_url FROM"
+        " '/api/avatars/([A-Za-z0-9_-]+)\\.jpg$') FROM wxlogin.users"
+        " WHERE avatar_url LIKE '%/api/avatars/%.jpg')",
+        AVATAR_GRACE,
+    ),
+}
+
+
+async def sweep_once(conn: Conn, now: datetime) -> dict[str, int]:
+    """Delete everything expired as of `now`; returns the rows deleted per table, and under
+    "expired" how many of the scenes were never finished (pending or scanned). Does nothing
+    (empty answer) while another process sweeps."""
+    deleted: dict[str, int] = {}
+    async with session_lock(conn, LOCK_KEY, wait=False) as mine:
+        if not mine:
+            return {}
+        for name, (table, condition, grace) in RULES.items():
+            total = 0
+            while True:
+                rows = await conn.fetch(
+                    f"DELETE FROM {table} WHERE ctid IN"
+                    f" (SELECT ctid FROM {table} WHERE {condition} LIMIT {BATCH})"
+                    f" RETURNING {'status' if name == 'scenes' else 'NULL AS status'}",
+                    now - grace,
+                )
+                total += len(rows)
+                if name == "scenes":
+                    unfinished = sum(row["status"] in ("pending", "scanned") for row in rows)
+                    deleted["expired"] = deleted.get("expired", 0) + unfinished
+                if len(rows) < BATCH:
+                    break
+            deleted[name] = total
+    return deleted
+
+
+async def sweep_forever(
+    pool: asyncpg.Pool, clock: Clock, every: float,
+    swept: Callable[[dict[str, int]], None] = lambda deleted: None,
+) -> None:
+    """Sweep every `every` seconds (with a little jitter, so processes spread out)."""
+    while True:
+        await asyncio.sleep(every * random.uniform(0.8, 1.2))  # noqa: S311 - not a secret
+        try:
+            async with acquire(pool) as conn:
+                deleted = await sweep_once(conn, clock.now())
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("sweep skipped: the database is unavailable (%s)", type(exc).__name__)
+            continue
+        except Exception:  # a bug must not end housekeeping for the life of the process
+            log.exception("sweep failed")
+            continue
+        swept(deleted)
+        if any(deleted.values()):
+            log.info("swept %s", ", ".join(f"{n} {t}" for t, n in deleted.items() if n))
