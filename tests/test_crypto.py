@@ -1,4 +1,4 @@
-"""Unit tests of server/wxlogin/wechat/crypto.py: WeChat's public demo vector, then synthesised vectors.
+"""Unit tests of wxlogin/wechat/crypto.py: WeChat's public demo vector, then synthesised vectors.
 
 Every failure, whatever its cause, must surface as the one crypto.DecryptError (WECHAT.md §4,
 SECURITY.md T10, T11, T13).

@@ -90,7 +90,7 @@ def test_it_describes_exactly_the_api_routes(
     app = create_app(settings, clock=clock)
     described = set(OPERATIONS)
     assert api_routes(app) | EXPECTED == described, (
-        "a route to describe in server/wxlogin/http/openapi.py (or to list in PAGES here if it is a page)"
+        "a route to describe in wxlogin/http/openapi.py (or to list in PAGES here if it is a page)"
     )
 
 

@@ -95,6 +95,39 @@ async def test_two_serve_processes_share_logins(
     assert max(latencies) < 4  # far below the 5 s re-check: NOTIFY woke the poll
 
 
+async def test_processes_with_their_own_data_dirs_and_no_cookie_secret_share_logins(
+    pg_url: str, fw: FakeWeChat, tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    """Neither is told a cookie secret: the first to start makes one in the database and the
+    other uses it, so a browser logged in through one is logged in at the other."""
+    ports = [free_port(), free_port()]
+    for i, port in enumerate(ports):
+        env = {
+            "WXLOGIN_DATABASE_URL": pg_url, "WXLOGIN_PORT": str(port), "WXLOGIN_APPID": APPID,
+            "WXLOGIN_SECRET": SECRET, "WXLOGIN_WECHAT_API_BASE": fw.url,
+            "WXLOGIN_DATA_DIR": str(tmp_path / f"data{i}"), "WXLOGIN_COOKIE_SECRET": "",
+        }
+        processes.append(spawn(env, tmp_path / f"serve{i}.log"))
+    for i, port in enumerate(ports):
+        await until_healthy(port, processes[i], tmp_path / f"serve{i}.log")
+    a, b = (f"http://127.0.0.1:{port}" for port in ports)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser, \
+            aiohttp.ClientSession() as phone:
+        async with browser.post(f"{a}/api/scenes") as response:
+            scene = (await response.json())["scene"]
+        async with browser.get(f"{b}/api/scenes/{scene}", params={"wait": "0"}) as response:
+            assert response.status == 200  # b knows a's browser: not 404 scene_not_found
+        async with phone.post(f"{b}/api/pushCode",
+                              json={"scene": scene, "code": fw.mint()}) as response:
+            assert response.status == 200
+        async with browser.get(f"{b}/api/scenes/{scene}", params={"wait": "5"}) as response:
+            assert (await response.json())["status"] == "confirmed"
+        for server in (a, b):
+            async with browser.get(f"{server}/api/me") as response:
+                assert response.status == 200
+    assert not any((tmp_path / f"data{i}").exists() for i in range(2))  # nothing on disk
+
+
 def postgres_running(data_dir: Path) -> bool:
     pidfile = data_dir / "pgdata" / "postmaster.pid"
     try:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from wxlogin.settings import Settings, SettingsError, load_cookie_secret
+from wxlogin.settings import Settings, SettingsError
 
 ROOT = Path(__file__).parent.parent
 
@@ -99,27 +98,6 @@ def test_the_log_level_is_checked() -> None:
     assert Settings.from_env({"WXLOGIN_LOG_LEVEL": "debug"}).log_level == "DEBUG"
     with pytest.raises(SettingsError, match="WXLOGIN_LOG_LEVEL"):
         Settings.from_env({"WXLOGIN_LOG_LEVEL": "chatty"})
-
-
-def test_processes_starting_together_share_one_cookie_secret(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "shared")
-    with ThreadPoolExecutor(8) as pool:
-        secrets = set(pool.map(lambda _: load_cookie_secret(settings), range(32)))
-    assert len(secrets) == 1
-    assert [p.name for p in (tmp_path / "shared").iterdir()] == ["cookie_secret"]
-
-
-def test_a_truncated_cookie_secret_file_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "cookie_secret").write_text("")
-    with pytest.raises(SettingsError, match="cookie secret"):
-        load_cookie_secret(Settings(data_dir=tmp_path))
-
-
-def test_generated_cookie_secret_is_kept(tmp_path: Path) -> None:
-    s = Settings(data_dir=tmp_path / "data")
-    first = load_cookie_secret(s)
-    assert len(first) >= 32 and load_cookie_secret(s) == first
-    assert (tmp_path / "data" / "cookie_secret").stat().st_mode & 0o777 == 0o600
 
 
 def test_every_setting_is_documented_in_the_readme() -> None:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import os
-import secrets
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -262,26 +259,3 @@ def private_host(host: str) -> bool:
     if address.is_unspecified:  # 0.0.0.0 and :: listen on every interface, public ones too
         return False
     return address.is_loopback or address.is_private or address.is_link_local
-
-
-def load_cookie_secret(settings: Settings) -> str:
-    """The configured cookie secret, or one generated once and kept in the data dir (0600),
-    so that a restart logs nobody out. Processes starting together agree on one: the file
-    appears whole (written aside, then linked into place) and the first link wins."""
-    if settings.cookie_secret:
-        return settings.cookie_secret
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    path = settings.data_dir / "cookie_secret"
-    if not path.exists():
-        fd, draft = tempfile.mkstemp(dir=settings.data_dir, prefix=".cookie_secret.")
-        try:
-            with os.fdopen(fd, "w") as handle:  # mkstemp makes it 0600
-                handle.write(secrets.token_urlsafe(48))
-            with contextlib.suppress(FileExistsError):
-                os.link(draft, path)
-        finally:
-            os.unlink(draft)
-    value = path.read_text().strip()
-    if len(value) < 32:
-        raise SettingsError([f"{path} holds no usable cookie secret; delete it to make a new one"])
-    return value

@@ -20,9 +20,10 @@ from ..login.operations import Login
 from ..login.steps import Steps
 from ..logs import stamp_request_ids
 from ..metrics import Metrics
-from ..settings import App, Settings, load_cookie_secret
+from ..settings import App, Settings
 from ..storage.db import PoolUnavailable, keep_session
 from ..storage.migrations import migrate
+from ..storage.secrets import cookie_secret
 from ..storage.sessions import PgStorage
 from ..storage.sweeper import sweep_forever
 from ..wechat.client import WeChat, WeChatClient
@@ -50,7 +51,6 @@ def create_app(
         raise ValueError("create_app needs settings.database_url (the LISTEN connection uses it)")
     if base and (not base.startswith("/") or base.endswith("/")):
         raise ValueError(f"base must be empty or a path like /login, not {base!r}")
-    cookie_secret = load_cookie_secret(settings)
     # Sandbox mode: the stand-in is served by this app, and the ordinary client reaches it over
     # loopback HTTP; with credentials configured it does not exist at all.
     stand_in = None
@@ -101,6 +101,9 @@ def create_app(
             async with db.acquire() as conn:
                 await migrate(conn)
                 await conn.reset()  # whatever a migration SET, the pool's no-op reset would keep
+                secret = await cookie_secret(
+                    conn, settings.cookie_secret, settings.data_dir, clock.now()
+                )
             clients: Mapping[str, WeChat]
             if wechat is not None:
                 clients = wechat
@@ -121,7 +124,7 @@ def create_app(
                 clock, recheck_every=recheck_every,
             )
             storage = PgStorage(
-                db, clock, cookie_secret, ttl=settings.session_ttl,
+                db, clock, secret, ttl=settings.session_ttl,
                 secure=settings.secure_cookies,
             )
             primary = next(iter(clients))

@@ -20,7 +20,7 @@ from aiohttp import web
 from .. import logs
 from ..clock import SystemClock
 from ..http.app import create_app
-from ..settings import Settings, SettingsError, load_cookie_secret
+from ..settings import Settings, SettingsError
 from ..storage.db import PoolUnavailable
 from ..storage.embedded_pg import EmbeddedPostgres, EmbeddedPostgresError
 from ..storage.migrations import migrate
@@ -126,7 +126,6 @@ def serve(settings: Settings, workers: int = 1) -> None:
             print(f"wxlogin: serving {ready.public_url} ({where})", flush=True)
             run(create_app(ready, clock=SystemClock()), host=ready.host, port=ready.port)
             return
-        load_cookie_secret(ready)  # made once here, before the workers would race for it
         asyncio.run(_migrate(ready.database_url or ""))  # once, before they all start
         sock = listen(ready.host, ready.port)
         print(f"wxlogin: serving {ready.public_url} ({where}, {workers} workers)", flush=True)

@@ -1,0 +1,8 @@
+-- Secrets the server makes for itself when the environment sets none (the session cookie's key
+-- now, the OpenID Connect signing keys later): made once, by whichever process comes first, and
+-- shared by every process and machine on this database.
+CREATE TABLE secrets (
+    name        text PRIMARY KEY,
+    value       text NOT NULL,
+    created_at  timestamptz NOT NULL
+);
