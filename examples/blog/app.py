@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 
 import asyncpg
 from aiohttp import web
+from wxlogin import Settings, current_user, login_required, mount
 from wxlogin.clock import Clock, SystemClock
-from wxlogin.http.mount import current_user, login_required, mount
-from wxlogin.ops.cli import database
-from wxlogin.settings import Settings, SettingsError
+from wxlogin.ops.cli import database  # the embedded PostgreSQL, when no database URL is set
+from wxlogin.settings import SettingsError
 
 POOL = web.AppKey("blog_pool", asyncpg.Pool)
 CLOCK = web.AppKey("blog_clock", Clock)
