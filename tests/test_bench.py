@@ -13,9 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_benchmark_runs_every_section_without_an_error() -> None:
-    result = subprocess.run(  # noqa: S603 - our own interpreter and script
-        [sys.executable, "scripts/bench_load.py", "--quick", "--idle-spread", "2",
-         "--idle-window", "3"],
+    result = subprocess.run(  # noqa: S603 - our own interpreter and package
+        [sys.executable, "scripts/wxbench", "--quick", "--idle-spread", "2", "--idle-window", "3"],
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
     )
     out = result.stdout
