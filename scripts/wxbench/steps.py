@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from .client import Conn, Failed, Reply, gauge
-from .common import T, now
+from .common import now
 
 OPEN = ("pending", "scanned")
 
@@ -62,11 +62,6 @@ async def until_confirmed(browser: Conn, scene: str, wait: int = 25) -> float:
             return now()
         if status not in OPEN:
             raise Failed(f"GET poll answered {status}")
-
-
-async def timed(step: Awaitable[T]) -> tuple[T, float]:
-    result = await step
-    return result, now()
 
 
 class Codes:
