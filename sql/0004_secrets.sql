@@ -6,3 +6,6 @@ CREATE TABLE secrets (
     value       text NOT NULL,
     created_at  timestamptz NOT NULL
 );
+
+-- The sweeper empties a used login gate's nonce once its scene has expired; this finds them.
+CREATE INDEX scenes_used_nonce ON scenes (expires_at) WHERE login_nonce <> ''::bytea;

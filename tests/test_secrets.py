@@ -7,8 +7,9 @@ import asyncio
 from pathlib import Path
 
 import asyncpg
+import pytest
 from wxlogin.clock import FakeClock
-from wxlogin.storage.secrets import COOKIE, cookie_secret
+from wxlogin.storage.secrets import COOKIE, SecretUnreadable, cookie_secret
 
 CLOCK = FakeClock()
 
@@ -56,14 +57,15 @@ async def test_an_old_data_dir_secret_is_carried_into_the_database(
     old = "kept-in-the-data-dir-by-an-earlier-version-0123"
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "cookie_secret").write_text(old + "\n")
-    (tmp_path / "b").mkdir()
-    (tmp_path / "b" / "cookie_secret").write_text("short")  # truncated: ignored, not fatal
     conn = await asyncpg.connect(pg_url)
     try:
         assert await cookie_secret(conn, None, tmp_path / "a", CLOCK.now()) == old
-        # A second machine with another old key joins: the database's key wins everywhere.
+        # A second machine with another old key, or a broken one, joins: the database's key
+        # wins everywhere, and a broken file no longer matters.
         (tmp_path / "c").mkdir()
         (tmp_path / "c" / "cookie_secret").write_text("another-old-key-" * 4)
+        (tmp_path / "b").mkdir()
+        (tmp_path / "b" / "cookie_secret").write_text("short")
         assert await cookie_secret(conn, None, tmp_path / "c", CLOCK.now()) == old
         assert await cookie_secret(conn, None, tmp_path / "b", CLOCK.now()) == old
         assert await stored(conn) == [old]
@@ -71,11 +73,20 @@ async def test_an_old_data_dir_secret_is_carried_into_the_database(
         await conn.close()
 
 
-async def test_a_truncated_old_secret_is_ignored(pg_url: str, tmp_path: Path) -> None:
-    (tmp_path / "cookie_secret").write_text("")
+@pytest.mark.parametrize("broken", ["truncated", "unreadable"])
+async def test_a_broken_old_secret_stops_the_first_start(
+    pg_url: str, tmp_path: Path, broken: str
+) -> None:
+    """Replacing it would be for good (the database's key wins from then on) and log everyone
+    out, so the first start refuses, saying what to do; nothing is stored."""
+    if broken == "truncated":
+        (tmp_path / "cookie_secret").write_text("")
+    else:
+        (tmp_path / "cookie_secret").mkdir()  # reading fails, as a file it may not read would
     conn = await asyncpg.connect(pg_url)
     try:
-        made = await cookie_secret(conn, None, tmp_path, CLOCK.now())
-        assert len(made) >= 32 and await stored(conn) == [made]
+        with pytest.raises(SecretUnreadable, match="cookie_secret"):
+            await cookie_secret(conn, None, tmp_path, CLOCK.now())
+        assert await stored(conn) == []
     finally:
         await conn.close()

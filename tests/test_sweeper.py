@@ -13,7 +13,7 @@ from wxlogin.storage.sweeper import sweep_once
 
 from tests.conftest import MakeBrowser, MakeServer
 from tests.fakewechat import FakeWeChat
-from tests.helpers import new_scene, push
+from tests.helpers import new_scene, poll, push
 
 TABLES = ("scenes", "sessions", "code_ledger", "draw_budget", "avatars")
 
@@ -99,3 +99,29 @@ async def test_the_server_sweeps_by_itself(
             break
         await asyncio.sleep(0.05)
     assert await db.fetchval("SELECT count(*) FROM wxlogin.scenes") == 0
+
+
+async def test_a_used_login_nonce_is_forgotten_once_its_scene_expires(
+    make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat, clock: FakeClock,
+    db: asyncpg.Connection[asyncpg.Record],
+) -> None:
+    """It re-delivers a lost login while the scene lives; after that it is only what a dump
+    (with a generated cookie key) would need to recompute the session id."""
+    server = await make_server()
+    desk, phone, waiting = await browser(server), await browser(server), await browser(server)
+    used = await new_scene(desk)
+    await push(phone, used, fw.mint("used"))
+    assert (await poll(desk, used))[1]["status"] == "confirmed"  # the gate is opened
+    unused = await new_scene(waiting)
+    await push(phone, unused, fw.mint("unused"))  # confirmed, its browser not back yet
+    nonce = "SELECT login_nonce FROM wxlogin.scenes WHERE scene = $1"
+
+    await sweep_once(db, clock.now())
+    assert len(await db.fetchval(nonce, used)) == 16  # still live: kept for re-delivery
+
+    clock.advance(301)
+    await sweep_once(db, clock.now())
+    assert await db.fetchval(nonce, used) == b""  # emptied, and the gate stays shut
+    assert await db.fetchval(nonce, unused) is None  # never used: its browser may still come
+    status, body = await poll(waiting, unused)
+    assert status == 200 and body["status"] == "confirmed" and "user" in body

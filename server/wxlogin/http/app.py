@@ -132,9 +132,12 @@ def create_app(
             app[SERVICES] = Services(
                 pool=db, wechat=clients, primary_appid=primary,
                 draw_appid=draws if draws is not None and draws in clients else primary, hub=hub,
-                login=Login(db, clock, hub, storage, counted=metrics.step),
+                login=Login(
+                    db, clock, hub, storage,
+                    CodeDrawer(db, clock, dict(clients), drawn=lambda: metrics.step("drawn")),
+                    counted=metrics.step,
+                ),
                 storage=storage,
-                drawer=CodeDrawer(db, clock, dict(clients), drawn=lambda: metrics.step("drawn")),
                 steps=Steps(db, clock), session_middleware=session_middleware(storage),
                 decoding=asyncio.Semaphore(2),
                 metrics=metrics,

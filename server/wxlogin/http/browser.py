@@ -13,8 +13,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp_session import Session, get_session
 
-from ..errors import DrawBudgetSpent, NotLoggedIn, SceneClosed, SceneExpired
-from ..login import operations, scenes
+from ..errors import DrawBudgetSpent, NotLoggedIn
+from ..login import operations
 from ..storage import queries
 from ..text import header_text
 from . import inputs
@@ -40,7 +40,7 @@ async def create_scene(request: web.Request) -> web.Response:
         found = await operations.reusable(services.login, owner, settings.scene_ttl / 2)
         if found is not None:
             return scene_created(request, found.scene, found.expires_in(request.app[CLOCK].now()))
-    limits.scenes_by_ip.check(ip, "new logins from this address")  # before any database work
+    limits.scenes_by_ip.check(ip, "new logins from this address")  # before any writes
     if owner is not None:
         limits.scenes_by_session.check(owner, "new logins")
     try:
@@ -75,22 +75,15 @@ def scene_created(request: web.Request, scene: str, expires_in: int) -> web.Resp
 
 
 async def scene_code(request: web.Request) -> web.Response:
-    services, clock = request.app[SERVICES], request.app[CLOCK]
+    services = request.app[SERVICES]
     name = inputs.scene(request.match_info["scene"])
     owner = browser_key(await get_session(request))
-    found = await operations.owned(services.login, name, owner)
-    state = found.state(clock.now())
-    if state == "expired":
-        raise SceneExpired()
-    if state not in scenes.OPEN:
-        raise SceneClosed()
-    appid = found.appid if found.appid in services.wechat else services.draw_appid
-    image = await services.drawer.get(name, appid)
+    image = await operations.code_image(services.login, name, owner, services.draw_appid)
     return web.Response(body=image.data, content_type=image.content_type)
 
 
 async def poll(request: web.Request) -> web.Response:
-    services, clock = request.app[SERVICES], request.app[CLOCK]
+    services = request.app[SERVICES]
     name = inputs.scene(request.match_info["scene"])
     wait = inputs.wait(request.query.get("wait"))
     since = inputs.since(request.query.get("since"))
@@ -101,14 +94,18 @@ async def poll(request: web.Request) -> web.Response:
     limits = services.limits
     with limits.polls_by_ip.hold(ip, "waiting logins from this address"), \
             limits.polls_by_session.hold(owner or ip, "waiting logins in this browser"):
-        found = await operations.wait_for_change(services.login, name, owner, since, wait)
-    now = clock.now()
+        found, now = await operations.wait_for_change(services.login, name, owner, since, wait)
     state = found.state(now)
     body: dict[str, Any] = {"scene": name, "status": state, "expires_in": found.expires_in(now)}
     if state == "confirmed":
         assert owner is not None
-        user = await operations.log_in(services.login, request, session, found, owner)
-        body["user"] = user.public()
+        done = await operations.log_in(
+            services.login, found, owner, session_id=session.identity,
+            session_user=session.get("user_id"),
+        )
+        if done.session_id is not None:
+            services.storage.adopt(request, done.session_id, done.session)
+        body["user"] = done.user.public()
     return web.json_response(body)
 
 

@@ -12,7 +12,6 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from ..clock import Clock
-from ..login.codes import CodeDrawer
 from ..login.notify import Hub
 from ..login.operations import Login
 from ..login.steps import Steps
@@ -36,7 +35,6 @@ class Services:
     hub: Hub
     login: Login  # what the login's operations need, for every front door
     storage: PgStorage
-    drawer: CodeDrawer
     steps: Steps
     session_middleware: Middleware
     decoding: asyncio.Semaphore  # avatar decodes at a time

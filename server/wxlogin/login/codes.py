@@ -36,6 +36,9 @@ class CodeDrawer:
         self._wechat = wechat
         self._inflight: dict[str, asyncio.Task[CodeImage]] = {}
 
+    def draws_for(self, appid: str) -> bool:
+        return appid in self._wechat
+
     async def get(self, scene: str, appid: str) -> CodeImage:
         task = self._inflight.get(scene)
         if task is None:

@@ -14,22 +14,28 @@ import asyncio
 import contextlib
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
-from aiohttp import web
-from aiohttp_session import Session
 
 from ..clock import Clock
-from ..errors import DrawBudgetSpent, LoginAlreadyUsed, NotLoggedIn, SceneAlreadyClaimed
+from ..errors import (
+    DrawBudgetSpent,
+    LoginAlreadyUsed,
+    NotLoggedIn,
+    SceneAlreadyClaimed,
+    SceneClosed,
+    SceneExpired,
+)
 from ..storage import queries
 from ..storage.db import acquire
 from ..storage.sessions import PgStorage
-from ..wechat.client import WxSession
+from ..wechat.client import CodeImage, WxSession
 from ..wechat.crypto import Profile
 from . import scenes
+from .codes import CodeDrawer
 from .context import scan_context
 from .notify import Hub
 from .scenes import Scene
@@ -44,6 +50,7 @@ class Login:
     clock: Clock
     hub: Hub
     storage: PgStorage
+    drawer: CodeDrawer
     counted: Callable[[str], None]  # a step of the funnel happened (for the metrics)
 
 
@@ -89,12 +96,25 @@ async def owned(login: Login, scene: str, owner: str | None) -> Scene:
         return await scenes.get_owned(conn, scene, owner)
 
 
+async def code_image(login: Login, scene: str, owner: str | None, draw_appid: str) -> CodeImage:
+    """The scene's code, for its owner while it is open: drawn by WeChat once, then kept."""
+    found = await owned(login, scene, owner)
+    state = found.state(login.clock.now())
+    if state == "expired":
+        raise SceneExpired()
+    if state not in scenes.OPEN:
+        raise SceneClosed()
+    # A scene made for a mini program this server no longer runs is drawn by today's.
+    appid = found.appid if login.drawer.draws_for(found.appid) else draw_appid
+    return await login.drawer.get(scene, appid)
+
+
 async def wait_for_change(
     login: Login, scene: str, owner: str | None, since: str, seconds: float
-) -> Scene:
+) -> tuple[Scene, datetime]:
     """The scene once its state differs from `since`, or as it is after `seconds` (or at
-    shutdown). No pooled connection is held while waiting; the row is read again on every
-    wake-up, since the notification only says "look again"."""
+    shutdown), and when it was read. No pooled connection is held while waiting; the row is
+    read again on every wake-up, since the notification only says "look again"."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     with login.hub.watch(scene, since) as waiter:
@@ -104,7 +124,7 @@ async def wait_for_change(
             now = login.clock.now()
             state, remaining = found.state(now), deadline - loop.time()
             if state != since or remaining <= 0 or login.hub.closing:
-                return found
+                return found, now
             if state in scenes.OPEN:  # wake for the expiry too
                 remaining = min(remaining, found.seconds_left(now) + 0.01)
             with contextlib.suppress(TimeoutError):
@@ -195,17 +215,28 @@ async def active_user(login: Login, user_id: object) -> queries.User | None:
     return None if user is None or user.disabled else user
 
 
+@dataclass(frozen=True)
+class LoggedIn:
+    """A browser's login: the user, and the session the browser must now carry (None when it
+    already carries it)."""
+
+    user: queries.User
+    session_id: str | None = None
+    session: dict[str, Any] = field(default_factory=dict)
+
+
 async def log_in(
-    login: Login, request: web.Request, session: Session, found: Scene, owner: str
-) -> queries.User:
+    login: Login, found: Scene, owner: str, *, session_id: str | None, session_user: object
+) -> LoggedIn:
     """The owner's browser of a confirmed scene is logged in, exactly once: a new session id
-    (derived from the scene's single-use gate), and a lost answer delivered again."""
+    (derived from the scene's single-use gate) to succeed `session_id`, the browser's current
+    one; and a lost answer delivered again."""
     storage, now = login.storage, login.clock.now()
     async with acquire(login.pool) as conn:
-        if found.user_id is not None and session.get("user_id") == found.user_id:
+        if found.user_id is not None and session_user == found.user_id:
             user = await queries.get_user(conn, found.user_id)  # another tab got here first
             if user is not None and not user.disabled:
-                return user
+                return LoggedIn(user)
         async with conn.transaction():
             nonce = secrets.token_bytes(16)
             opened = await scenes.open_login_gate(conn, found.scene, owner, nonce, now)
@@ -213,26 +244,25 @@ async def log_in(
                 user = await queries.get_user(conn, opened.user_id)
                 if user is None or user.disabled:
                     raise NotLoggedIn("This account cannot log in.")
+                new_id = storage.derived_id(found.scene, nonce)
                 await storage.login(
-                    conn, request, session_id=storage.derived_id(found.scene, nonce),
-                    browser=owner, user_id=user.id, now=now,
+                    conn, current=session_id, session_id=new_id, browser=owner, user_id=user.id,
+                    now=now,
                 )
                 login.counted("logged_in")
-                return user
+                return LoggedIn(user, new_id, {"browser": owner, "user_id": user.id})
         # The gate was used before. If this browser's answer was lost, it still holds the
         # pre-login session: hand out the same post-login session again, never a second one.
         current = await scenes.get(conn, found.scene)
         if (
-            session.identity is not None
+            session_id is not None
             and current is not None
             and current.login_nonce
             and current.expires_at > now  # re-delivery lasts as long as the scene would
         ):
-            session_id = storage.derived_id(found.scene, current.login_nonce)
-            user_id = await storage.pending_login(conn, session_id, session.identity)
+            again = storage.derived_id(found.scene, current.login_nonce)
+            user_id = await storage.pending_login(conn, again, session_id)
             user = await queries.get_user(conn, user_id) if user_id is not None else None
             if user is not None and not user.disabled:
-                storage.adopt(request, session_id, {"browser": owner, "user_id": user.id})
-                return user
+                return LoggedIn(user, again, {"browser": owner, "user_id": user.id})
     raise LoginAlreadyUsed()
-

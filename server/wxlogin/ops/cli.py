@@ -13,6 +13,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 import asyncpg
 from aiohttp import web
@@ -24,6 +25,7 @@ from ..settings import Settings, SettingsError
 from ..storage.db import PoolUnavailable
 from ..storage.embedded_pg import EmbeddedPostgres, EmbeddedPostgresError
 from ..storage.migrations import migrate
+from ..storage.secrets import SecretUnreadable, cookie_secret
 from . import doctor, users
 from .workers import listen, supervise
 
@@ -104,7 +106,7 @@ def run(
             # Waiting polls are answered at once on SIGTERM; this bounds everything else.
             shutdown_timeout=5.0,
         )
-    except PoolUnavailable as exc:
+    except (PoolUnavailable, SecretUnreadable) as exc:
         print(f"wxlogin: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
 
@@ -126,7 +128,14 @@ def serve(settings: Settings, workers: int = 1) -> None:
             print(f"wxlogin: serving {ready.public_url} ({where})", flush=True)
             run(create_app(ready, clock=SystemClock()), host=ready.host, port=ready.port)
             return
-        asyncio.run(_migrate(ready.database_url or ""))  # once, before they all start
+        # Once, before they all start: the migrations, and the cookie secret (so that each
+        # worker does not check, and warn about, an old data-dir key again).
+        try:
+            secret = asyncio.run(_prepare(ready))
+        except SecretUnreadable as exc:
+            print(f"wxlogin: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None
+        ready = replace(ready, cookie_secret=secret)
         sock = listen(ready.host, ready.port)
         print(f"wxlogin: serving {ready.public_url} ({where}, {workers} workers)", flush=True)
         status = supervise(workers, lambda _index: run(
@@ -134,6 +143,17 @@ def serve(settings: Settings, workers: int = 1) -> None:
         sock.close()
     if status:
         raise SystemExit(status)
+
+
+async def _prepare(settings: Settings) -> str:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await migrate(conn)
+        return await cookie_secret(
+            conn, settings.cookie_secret, settings.data_dir, SystemClock().now()
+        )
+    finally:
+        await conn.close()
 
 
 async def _migrate(url: str) -> list[str]:

@@ -41,19 +41,24 @@ async def generated(conn: Conn, name: str, candidate: str, now: datetime) -> str
     return str(kept)
 
 
+class SecretUnreadable(Exception):
+    """An earlier version's key is in the data dir but cannot be used, and the database holds
+    none yet: starting would replace it for good and log every browser out."""
+
+
 def legacy_cookie_secret(data_dir: Path) -> str | None:
-    """The key an earlier version generated into the data dir, if it holds a usable one."""
+    """The key an earlier version generated into the data dir, if there is a file."""
     path = data_dir / "cookie_secret"
     try:
         value = path.read_text().strip()
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
-        log.warning("cannot read %s (%s); it is ignored", path, exc)
-        return None
+        raise SecretUnreadable(f"cannot read {path} ({exc}); fix its permissions, or delete it"
+                               " to make a new cookie secret (everyone logs in again)") from exc
     if len(value) < MIN_LENGTH:
-        log.warning("%s holds no usable cookie secret; it is ignored", path)
-        return None
+        raise SecretUnreadable(f"{path} holds no usable cookie secret; delete it to make a new"
+                               " one (everyone logs in again)")
     return value
 
 
@@ -64,12 +69,17 @@ async def cookie_secret(
     first start from the data dir's old key when there is one (so an upgrade logs nobody out)."""
     if configured:
         return configured
-    legacy = legacy_cookie_secret(data_dir)
-    value = await generated(conn, COOKIE, legacy or secrets.token_urlsafe(48), now)
-    if legacy is not None and value != legacy:
+    kept = await conn.fetchval("SELECT value FROM wxlogin.secrets WHERE name = $1", COOKIE)
+    if kept is None:
+        legacy = legacy_cookie_secret(data_dir)
+        kept = await generated(conn, COOKIE, legacy or secrets.token_urlsafe(48), now)
+        if legacy is not None and kept == legacy:
+            log.info("carried the cookie secret of %s into the database", data_dir)
+            return str(kept)
+    if (data_dir / "cookie_secret").exists():
         log.warning(
-            "%s differs from the cookie secret in the database, which every process uses;"
-            " browsers logged in with the old one log in again. Delete the file to silence this.",
+            "%s is no longer used: every process uses the cookie secret in the database (browsers"
+            " that logged in with another one log in again); delete the file",
             data_dir / "cookie_secret",
         )
-    return value
+    return str(kept)

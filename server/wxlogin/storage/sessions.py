@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 from aiohttp import web
-from aiohttp_session import SESSION_KEY, AbstractStorage, Session, get_session
+from aiohttp_session import SESSION_KEY, AbstractStorage, Session
 
 from ..clock import Clock
 from .db import Conn, acquire
@@ -147,27 +147,26 @@ class PgStorage(AbstractStorage):
     async def login(
         self,
         conn: Conn,
-        request: web.Request,
         *,
+        current: str | None,
         session_id: str,
         browser: str,
         user_id: int,
         now: datetime,
     ) -> None:
-        """Rotate to `session_id`, logged in as `user_id`; call inside the gate's transaction.
+        """Store `session_id`, logged in as `user_id`, to succeed the session `current`; call
+        inside the gate's transaction, then `adopt` it for the answer.
 
         The pre-login session row is kept as the new row's predecessor until the new id is
         first used, so the same id can be handed out again if this answer is lost."""
-        current = await get_session(request)
-        predecessor = self.id_hash(current.identity) if current.identity else None
-        data = {"browser": browser, "user_id": user_id}
+        predecessor = self.id_hash(current) if current else None
         await conn.execute(
             "INSERT INTO wxlogin.sessions (id_hash, data, user_id, predecessor, created_at,"
             " expires_at)"
             " VALUES ($1, $2::jsonb, $3, $4, $5, $6)",
-            self.id_hash(session_id), json.dumps(data), user_id, predecessor, now, now + self.ttl,
+            self.id_hash(session_id), json.dumps({"browser": browser, "user_id": user_id}),
+            user_id, predecessor, now, now + self.ttl,
         )
-        self.adopt(request, session_id, data)
 
     def adopt(self, request: web.Request, session_id: str, data: dict[str, Any]) -> None:
         """Make `session_id` this request's session, so the response sets its cookie."""

@@ -4,7 +4,8 @@ attempts are abandoned.
 Every process runs the loop; an advisory lock lets one sweep at a time. Rows go in batches, so
 no delete holds locks for long. A scene is kept for a while after it expires (`SCENE_GRACE`):
 its owner's poll still learns "expired" (instead of "gone"), and a confirmed one still logs in
-a browser that was away when it was confirmed.
+a browser that was away when it was confirmed. The nonce of a login already made is forgotten as
+soon as its scene expires.
 """
 
 from __future__ import annotations
@@ -53,6 +54,14 @@ async def sweep_once(conn: Conn, now: datetime) -> dict[str, int]:
     async with session_lock(conn, LOCK_KEY, wait=False) as mine:
         if not mine:
             return {}
+        # A used login gate's nonce re-delivers a lost login only until the scene expires;
+        # after that it would only let a dump (with a generated cookie key) recompute the
+        # session id. Emptied, not NULL: NULL would open the gate again.
+        await conn.execute(
+            "UPDATE wxlogin.scenes SET login_nonce = ''::bytea"
+            " WHERE login_nonce <> ''::bytea AND expires_at <= $1",
+            now,
+        )
         for name, (table, condition, grace) in RULES.items():
             total = 0
             while True:
