@@ -18,13 +18,13 @@ import asyncpg
 import pytest
 from aiohttp import CookieJar, web
 from aiohttp.test_utils import TestClient, TestServer
+
+from tests.fakewechat import APPID, SECRET, FakeWeChat
 from wxlogin.clock import FakeClock
 from wxlogin.http.app import create_app
 from wxlogin.settings import Settings
 from wxlogin.storage.embedded_pg import EmbeddedPostgres
 from wxlogin.storage.migrations import migrate
-
-from tests.fakewechat import APPID, SECRET, FakeWeChat
 
 COOKIE_SECRET = "cookie-secret-canary-0123456789abcdef0123"
 

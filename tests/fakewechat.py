@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 from PIL import Image
+
 from wxlogin.wechat import crypto
 
 APPID = "wx0000000000000001"

@@ -20,12 +20,12 @@ import zxingcpp
 from aiohttp.test_utils import TestServer
 from PIL import Image
 from playwright.async_api import Browser, Page, Route, async_playwright, expect
-from wxlogin.clock import FakeClock
-from wxlogin.settings import Settings
 
 from examples.blog.app import create_blog
 from tests.conftest import MakeServer, free_port
 from tests.fakewechat import FakeWeChat, Fault
+from wxlogin.clock import FakeClock
+from wxlogin.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "browser"

@@ -7,11 +7,11 @@ import time
 from collections.abc import Awaitable
 
 from aiohttp import ClientResponse
-from wxlogin.clock import FakeClock
 
 from tests.conftest import MakeBrowser, MakeServer
 from tests.fakewechat import FakeWeChat, Fault
 from tests.helpers import new_scene, push
+from wxlogin.clock import FakeClock
 
 
 async def timed(request: Awaitable[ClientResponse]) -> tuple[ClientResponse, float]:

@@ -26,12 +26,12 @@ from typing import Any, cast
 
 import asyncpg
 import pytest
-from wxlogin.clock import FakeClock
-from wxlogin.storage.sessions import PgStorage
 
 from tests.conftest import COOKIE_SECRET, Browser, MakeBrowser
 from tests.fakewechat import APPID, SECRET, FakeWeChat, Fault
 from tests.helpers import new_scene, session_cookie
+from wxlogin.clock import FakeClock
+from wxlogin.storage.sessions import PgStorage
 
 SESSION_KEY = bytes.fromhex("5ca1ab1e0ddba11c0ffeefacade15bad")
 TOKEN = "ACCESS_TOKEN_canary_" + "7e57" * 8  # seeded into the stand-in, so known up front

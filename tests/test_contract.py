@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import math
 
-from wxlogin.login import scenes
-
 from tests.conftest import MakeBrowser
 from tests.fakewechat import FakeWeChat
 from tests.helpers import new_scene, poll
+from wxlogin.login import scenes
 
 
 def test_scenes_carry_at_least_128_bits_in_wechats_charset() -> None:

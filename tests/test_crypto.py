@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
 from wxlogin.wechat import crypto
 
 # --- WeChat's WXBizDataCrypt demo (as copied in wechatpy tests/test_crypto.py and easywechat

@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from wxlogin.clock import FakeClock
-from wxlogin.http.app import create_app
-from wxlogin.settings import Settings
-from wxlogin.storage.embedded_pg import EmbeddedPostgres
 
 from tests.conftest import MakeBrowser
 from tests.fakewechat import FakeWeChat
 from tests.helpers import me, new_scene, poll, push
+from wxlogin.clock import FakeClock
+from wxlogin.http.app import create_app
+from wxlogin.settings import Settings
+from wxlogin.storage.embedded_pg import EmbeddedPostgres
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+
 from wxlogin.storage.db import keep_session, session_lock
 
 KEY = 424242

@@ -18,13 +18,13 @@ import asyncpg
 import pytest
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from wxlogin.clock import FakeClock
-from wxlogin.errors import InvalidEncryptedData
-from wxlogin.wechat import crypto
 
 from tests.conftest import Browser, MakeBrowser, MakeServer
 from tests.fakewechat import APPID, FakeWeChat
 from tests.helpers import new_scene, poll, push
+from wxlogin.clock import FakeClock
+from wxlogin.errors import InvalidEncryptedData
+from wxlogin.wechat import crypto
 
 FOREIGN_APPID = "wx00000000000000ff"
 MAX_AGE = 600  # Settings.watermark_max_age's default

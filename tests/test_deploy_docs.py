@@ -10,6 +10,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+
 from wxlogin.ops import cli
 from wxlogin.settings import Settings, SettingsError
 from wxlogin.storage.migrations import SCHEMA
@@ -43,7 +44,7 @@ ASSIGNMENT = re.compile(r"([A-Z][A-Z0-9_]*)=([^\s\"'\\$`#;]*)")
 
 
 def settings_read() -> set[str]:
-    """Every variable server/settings.py reads, found as tests/test_settings.py finds them."""
+    """Every variable wxlogin/settings.py reads, found as tests/test_settings.py finds them."""
     source = (ROOT / "server" / "wxlogin" / "settings.py").read_text()
     return set(re.findall(r'"((?:WXLOGIN_|DATABASE_URL)[A-Z_]*)"', source))
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+
 from wxlogin.storage.embedded_pg import EmbeddedPostgres, EmbeddedPostgresError
 
 

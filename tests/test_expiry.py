@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from wxlogin.clock import FakeClock
-
 from tests.conftest import MakeBrowser, MakeServer
 from tests.fakewechat import FakeWeChat
 from tests.helpers import me, new_scene, poll, push, step
+from wxlogin.clock import FakeClock
 
 
 async def test_past_the_ttl_every_path_says_expired(

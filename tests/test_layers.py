@@ -31,12 +31,11 @@ def modules() -> dict[str, Path]:
     return {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
 
 
-def imports_of(name: str, path: Path, known: Iterable[str]) -> set[str]:
+def imports_of(name: str, source: str, known: Iterable[str], *, is_package: bool) -> set[str]:
     """Every module of ours that `name` imports, anywhere in its body."""
     known = set(known)
-    is_package = path.name == "__init__.py"
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(ast.parse(source, name)):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names if alias.name in known)
         elif isinstance(node, ast.ImportFrom):
@@ -54,7 +53,10 @@ def imports_of(name: str, path: Path, known: Iterable[str]) -> set[str]:
 
 def graph() -> dict[str, set[str]]:
     found = modules()
-    return {name: imports_of(name, path, found) for name, path in found.items()}
+    return {
+        name: imports_of(name, path.read_text(), found, is_package=path.name == "__init__.py")
+        for name, path in found.items()
+    }
 
 
 def layer(module: str) -> str:
@@ -153,13 +155,7 @@ def test_a_new_circle_or_an_upward_import_is_caught() -> None:
 
 
 def imports_from_source(name: str, source: str) -> set[str]:
-    path = PACKAGE / "login" / "_probe.py"
-    assert not path.exists()
-    try:
-        path.write_text(source)
-        return imports_of(name, path, modules())
-    finally:
-        path.unlink()
+    return imports_of(name, source, modules(), is_package=False)
 
 
 @pytest.mark.parametrize(

@@ -10,12 +10,12 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-from wxlogin.clock import FakeClock
-from wxlogin.http.limits import Buckets, Rate
 
 from tests.conftest import Browser, MakeBrowser, MakeServer
 from tests.fakewechat import FakeWeChat
 from tests.helpers import new_scene, poll, push
+from wxlogin.clock import FakeClock
+from wxlogin.http.limits import Buckets, Rate
 
 DRAW = "getwxacodeunlimit"
 LOCAL = (ipaddress.ip_network("127.0.0.1/32"),)  # the test clients' proxy, when trusted

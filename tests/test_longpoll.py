@@ -10,14 +10,14 @@ from datetime import timedelta
 
 import asyncpg
 from aiohttp.test_utils import TestServer
-from wxlogin.clock import FakeClock
-from wxlogin.http import inputs
-from wxlogin.http.keys import SERVICES
-from wxlogin.login.notify import LISTENER
 
 from tests.conftest import MakeBrowser, MakeServer
 from tests.fakewechat import FakeWeChat
 from tests.helpers import me, new_scene, poll, push, step
+from wxlogin.clock import FakeClock
+from wxlogin.http import inputs
+from wxlogin.http.keys import SERVICES
+from wxlogin.login.notify import LISTENER
 
 
 def test_wait_defaults_to_25_and_is_capped_at_50() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+
 from wxlogin.storage.migrations import discover, migrate
 
 

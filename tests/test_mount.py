@@ -12,15 +12,15 @@ import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from yarl import URL
+
+from examples.blog.app import POOL, create_blog
+from tests.fakewechat import FakeWeChat
 from wxlogin.http.app import create_app
 from wxlogin.http.keys import SERVICES
 from wxlogin.http.mount import LOGIN, current_user, login_required, mount
 from wxlogin.ops import users
 from wxlogin.settings import Settings
-from yarl import URL
-
-from examples.blog.app import POOL, create_blog
-from tests.fakewechat import FakeWeChat
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 

@@ -17,11 +17,11 @@ from urllib.parse import unquote
 import aiohttp
 import pytest
 from aiohttp import web
+
+from tests.conftest import free_port
 from wxlogin.clock import FakeClock
 from wxlogin.http.app import create_app
 from wxlogin.settings import Settings
-
-from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "docs" / "deploy" / "nginx.conf"

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from wxlogin import logs
 
 from tests.conftest import MakeBrowser, MakeServer
 from tests.fakewechat import APPID, SECRET, FakeWeChat, Fault
 from tests.helpers import new_scene, poll, push, step
+from wxlogin import logs
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -28,16 +28,16 @@ from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from PIL import Image
 from schemathesis import Case, GenerationMode
 from schemathesis.core.result import Ok
+
+from tests.conftest import MakeBrowser, MakeServer
+from tests.fakewechat import FakeWeChat, Fault
+from tests.helpers import api_error_codes, new_scene, poll, push, session_cookie, step
 from wxlogin import errors
 from wxlogin.clock import FakeClock
 from wxlogin.http import openapi
 from wxlogin.http.app import create_app
 from wxlogin.login.scenes import valid_scene
 from wxlogin.settings import Settings
-
-from tests.conftest import MakeBrowser, MakeServer
-from tests.fakewechat import FakeWeChat, Fault
-from tests.helpers import api_error_codes, new_scene, poll, push, session_cookie, step
 
 CHECKS = [
     schemathesis.checks.not_a_server_error,

@@ -26,12 +26,12 @@ from pathlib import Path, PurePosixPath
 
 import aiohttp
 import pytest
-from wxlogin.i18n import STRINGS
-from wxlogin.storage.migrations import discover
-from wxlogin.version import __version__
 
 from tests.conftest import free_port
 from tests.helpers import until_healthy
+from wxlogin.i18n import STRINGS
+from wxlogin.storage.migrations import discover
+from wxlogin.version import __version__
 
 ROOT = Path(__file__).parent.parent
 PACKAGE = ROOT / "server" / "wxlogin"

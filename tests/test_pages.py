@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
-from wxlogin.http.pages import safe_next
 
 from tests.conftest import Browser, MakeBrowser
 from tests.fakewechat import FakeWeChat
 from tests.helpers import new_scene, poll, push
+from wxlogin.http.pages import safe_next
 
 REDIRECT_TRICKS = [
     "//evil.example", "///evil.example", "/\\evil.example", "/%2F%2Fevil.example",

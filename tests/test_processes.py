@@ -15,11 +15,11 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from wxlogin.storage.migrations import discover
 
 from tests.conftest import free_port
 from tests.fakewechat import APPID, SECRET, FakeWeChat
 from tests.helpers import until_healthy
+from wxlogin.storage.migrations import discover
 
 ROOT = Path(__file__).parent.parent
 

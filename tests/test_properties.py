@@ -16,6 +16,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+
 from wxlogin.errors import ApiError, BadInput
 from wxlogin.http import inputs
 from wxlogin.wechat import crypto

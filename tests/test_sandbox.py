@@ -10,13 +10,13 @@ from typing import Any
 import zxingcpp
 from aiohttp.test_utils import TestServer
 from PIL import Image
-from wxlogin.clock import FakeClock
-from wxlogin.http.app import create_app
-from wxlogin.settings import Settings
 
 from tests.conftest import Browser, MakeBrowser, free_port
 from tests.fakewechat import FakeWeChat
 from tests.helpers import me, new_scene, poll, step
+from wxlogin.clock import FakeClock
+from wxlogin.http.app import create_app
+from wxlogin.settings import Settings
 
 
 async def wx_login(phone: Browser, nickname: str, unionid: bool = False) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+
 from wxlogin.clock import FakeClock
 from wxlogin.storage.secrets import COOKIE, SecretUnreadable, cookie_secret
 

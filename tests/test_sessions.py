@@ -8,12 +8,12 @@ from http.cookies import SimpleCookie
 
 import asyncpg
 from aiohttp import CookieJar
-from wxlogin.clock import FakeClock
 from yarl import URL
 
 from tests.conftest import Browser, MakeBrowser, MakeServer
 from tests.fakewechat import FakeWeChat
 from tests.helpers import me, new_scene, poll, push, session_cookie
+from wxlogin.clock import FakeClock
 
 
 async def login_lost(browser: MakeBrowser, b1: Browser, scene: str) -> str:

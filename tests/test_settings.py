@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from wxlogin.settings import Settings, SettingsError
 
 ROOT = Path(__file__).parent.parent
@@ -109,9 +110,8 @@ def test_every_setting_is_documented_in_the_readme() -> None:
 
 
 def test_every_error_code_is_documented() -> None:
-    from wxlogin import errors
-
     from tests.helpers import api_error_codes
+    from wxlogin import errors
 
     codes = api_error_codes() | {code for code, _ in errors._HTTP_CODES.values()}
     codes -= {"http_error"}  # no route answers it

@@ -6,11 +6,11 @@ import asyncio
 from typing import Any
 
 import asyncpg
-from wxlogin.settings import App
 
 from tests.conftest import MakeBrowser, MakeServer
 from tests.fakewechat import APPID, FakeWeChat
 from tests.helpers import me, new_scene, poll, push, step
+from wxlogin.settings import App
 
 
 async def together(*coroutines: Any) -> list[Any]:

@@ -6,14 +6,14 @@ import asyncio
 from typing import Any
 
 import asyncpg
-from wxlogin.clock import FakeClock
-from wxlogin.http.app import create_app
-from wxlogin.settings import Settings
-from wxlogin.storage.sweeper import sweep_once
 
 from tests.conftest import MakeBrowser, MakeServer
 from tests.fakewechat import FakeWeChat
 from tests.helpers import new_scene, poll, push
+from wxlogin.clock import FakeClock
+from wxlogin.http.app import create_app
+from wxlogin.settings import Settings
+from wxlogin.storage.sweeper import sweep_once
 
 TABLES = ("scenes", "sessions", "code_ledger", "draw_budget", "avatars")
 

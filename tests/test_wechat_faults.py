@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 from aiohttp import ClientResponse
-from wxlogin.clock import FakeClock
-from wxlogin.settings import Settings
 
 from tests.conftest import Browser, MakeBrowser, MakeServer
 from tests.fakewechat import FakeWeChat, Fault
 from tests.helpers import new_scene, poll, push
+from wxlogin.clock import FakeClock
+from wxlogin.settings import Settings
 
 PNG = b"\x89PNG\r\n\x1a\n"
 JPEG = b"\xff\xd8\xff"

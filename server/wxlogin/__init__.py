@@ -13,12 +13,42 @@ The package, in layers (each imports only from the layers below it; docs/archite
              generated secrets;
 - base modules: settings, clock, errors, text, i18n, logs, metrics, version.
 
-This module is the public face only; nothing inside the package imports it.
+This module is the public face only; nothing inside the package imports it. Its names are
+loaded on first use (PEP 562), so importing one module of the package (`wxlogin.clock`, say)
+does not load the whole server.
 """
 
-from .http.app import create_app
-from .http.mount import current_user, login_required, mount
-from .settings import Settings
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .version import __version__
 
+if TYPE_CHECKING:
+    from .http.app import create_app
+    from .http.mount import current_user, login_required, mount
+    from .settings import Settings
+
 __all__ = ["Settings", "__version__", "create_app", "current_user", "login_required", "mount"]
+
+_HOMES = {
+    "Settings": ".settings",
+    "create_app": ".http.app",
+    "current_user": ".http.mount",
+    "login_required": ".http.mount",
+    "mount": ".http.mount",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'wxlogin' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value  # once found, an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

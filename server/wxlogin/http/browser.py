@@ -18,9 +18,9 @@ from ..login import operations
 from ..storage import queries
 from ..text import header_text
 from . import inputs
-from .client import client_ip, place
 from .keys import BASE, CLOCK, SERVICES, SETTINGS
 from .origin import check_origin
+from .peer import client_ip, place
 
 log = logging.getLogger("wxlogin.browser")
 

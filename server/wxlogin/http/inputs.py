@@ -11,7 +11,6 @@ from multidict import MultiDictProxy
 
 from ..errors import BadInput
 from ..login.profile import MAX_NICKNAME as MAX_NICKNAME  # the limit, for the OpenAPI file
-from ..login.profile import https_only
 from ..login.scenes import STATUSES, valid_scene
 from ..text import storable
 
@@ -61,10 +60,6 @@ def optional_text(fields: dict[str, Any], name: str, limit: int) -> str | None:
     if not isinstance(value, str) or len(value) > limit or not storable(value):
         raise BadInput(f"`{name}` must be text of at most {limit} characters.")
     return value
-
-
-def avatar_url(value: str | None) -> str | None:
-    return https_only(value)
 
 
 async def form(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:

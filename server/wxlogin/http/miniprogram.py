@@ -14,13 +14,13 @@ from aiohttp import web
 
 from ..errors import AvatarNotFound, BadInput
 from ..login import avatars, operations
-from ..login.profile import read_profile
+from ..login.profile import https_only, read_profile
 from ..login.steps import Answer, user_key
 from ..wechat.client import WeChat, WxSession
 from . import inputs
-from .client import client_ip
 from .keys import BASE, CLOCK, SERVICES, SETTINGS
 from .origin import check_origin
+from .peer import client_ip
 
 
 def pick_app(request: web.Request, fields: dict[str, Any]) -> WeChat:
@@ -56,7 +56,7 @@ async def push_code(request: web.Request) -> web.Response:
     if (iv is None) != (encrypted is None):
         raise BadInput("Send `iv` and `encryptedData` together, or neither.")
     nickname = inputs.optional_text(fields, "nickName", inputs.MAX_NICKNAME)
-    avatar = inputs.avatar_url(inputs.optional_text(fields, "avatarUrl", inputs.MAX_AVATAR_URL))
+    avatar = https_only(inputs.optional_text(fields, "avatarUrl", inputs.MAX_AVATAR_URL))
 
     async def confirm(wx: WxSession) -> Answer:
         profile = read_profile(

@@ -1,7 +1,8 @@
 """Server-side sessions in PostgreSQL behind aiohttp-session.
 
 The cookie carries only a random id (32 bytes); rows are keyed by HMAC(secret, id), so a database
-dump holds no usable cookie. Unknown ids are never adopted. Expiry is decided in SQL against the
+dump without the secret holds no usable cookie (set WXLOGIN_COOKIE_SECRET to keep the secret out
+of the database: see `secrets`). Unknown ids are never adopted. Expiry is decided in SQL against the
 injected clock. A session's data holds `browser`, the key that owns this browser's scenes (it
 survives the login rotation), and `user_id` once logged in.
 """
