@@ -25,11 +25,10 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from wxlogin.storage.embedded_pg import EmbeddedPostgres  # noqa: E402
-
 from tests.conftest import free_port  # noqa: E402
 from tests.fakewechat import APPID, SECRET, FakeWeChat  # noqa: E402
 from tests.helpers import until_healthy  # noqa: E402
+from wxlogin.storage.embedded_pg import EmbeddedPostgres  # noqa: E402
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 from aiohttp import web
+
 from wxlogin import Settings, current_user, login_required, mount
 from wxlogin.clock import Clock, SystemClock
 from wxlogin.ops.cli import database  # the embedded PostgreSQL, when no database URL is set

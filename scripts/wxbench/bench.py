@@ -171,6 +171,7 @@ class Bench:
     async def run(self) -> None:
         import asyncpg
         from aiohttp import web
+
         from wxlogin.storage.embedded_pg import EmbeddedPostgres
 
         from .standin import BenchWeChat
