@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 import pytest
 
 from tests.conftest import free_port
@@ -358,6 +359,28 @@ def test_a_pool_that_cannot_open_stops_serve_with_one_clear_line(
     assert result.returncode == 1, result.stderr
     assert "cannot open the database pool of" in result.stderr
     assert "max_connections" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_a_broken_old_cookie_secret_stops_the_first_serve_with_one_clear_line(
+    pg_url: str, fw: FakeWeChat, tmp_path: Path, workers: str,
+    db: asyncpg.Connection[asyncpg.Record],
+) -> None:
+    """An earlier version's key that cannot be read is not silently replaced (for good, in the
+    database), which would log everyone out: serve stops and says which file."""
+    (tmp_path / "cookie_secret").write_text("cut")
+    env = {**os.environ, "WXLOGIN_APPID": APPID, "WXLOGIN_SECRET": SECRET,
+           "WXLOGIN_WECHAT_API_BASE": fw.url, "WXLOGIN_DATA_DIR": str(tmp_path),
+           "WXLOGIN_PORT": str(free_port()), "WXLOGIN_DATABASE_URL": pg_url,
+           "WXLOGIN_COOKIE_SECRET": ""}
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "wxlogin", "serve", "--workers", workers], cwd=ROOT,
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+    assert result.returncode == 1, result.stderr
+    assert f"{tmp_path / 'cookie_secret'} holds no usable cookie secret" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert await db.fetchval("SELECT count(*) FROM wxlogin.secrets") == 0
 
 
 def test_wxlogin_migrate_applies_then_reports_up_to_date(tmp_path: Path) -> None:
