@@ -1,7 +1,7 @@
 """The login's operations, called alike by every front door.
 
-Start a login attempt, wait for it to move, claim it (scan), confirm it, deny it, attach an
-avatar to it, and log its browser in. Each takes what it needs (the `Login` services, the
+Start a login attempt, fetch its code, wait for it to move, claim it (scan), confirm it, deny it,
+attach an avatar to it, and log its browser in. Each takes what it needs (the `Login` services, the
 answer from jscode2session, the parsed input) and returns a result or raises an `ApiError`; none
 knows which front door called it, and none shapes an HTTP answer. Each state change is one
 conditional UPDATE in `scenes`; the waiting polls of this process are woken at once, those of
