@@ -414,6 +414,20 @@ def _paths() -> dict[str, Schema]:
             }},
             ALWAYS,
         )},
+        "/oidc/jwks": {"get": _operation(
+            "jwks", "identity", "The public keys that sign this server's tokens (RFC 7517): "
+            "the current and next key of each algorithm, and retired ones still worth checking.",
+            {"200": {
+                "description": "A JSON Web Key Set.",
+                "content": {"application/jwk-set+json": {"schema": _object({
+                    "keys": {"type": "array", "items": _object({
+                        "kty": {"enum": ["RSA", "EC"]}, "kid": {"type": "string"},
+                        "alg": {"enum": ["RS256", "ES256"]}, "use": {"const": "sig"},
+                    }, closed=False)},
+                })}},
+            }},
+            DATABASE,
+        )},
         "/api/openapi.json": {"get": _operation(
             "openapi", "operations", "This description.",
             {"200": _json("OpenAPI 3.1.", {
@@ -459,6 +473,7 @@ def document(base: str = "") -> dict[str, Any]:
             {"name": "browser", "description": "Same origin, bound by the session cookie."},
             {"name": "mini program", "description": "The companion mini program's steps."},
             {"name": "operations", "description": "For operators and their tools."},
+            {"name": "identity", "description": "For relying parties (OpenID Connect)."},
         ],
         "paths": _paths(),
         "components": {

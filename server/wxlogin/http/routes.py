@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import browser, miniprogram, openapi, ops, pages
+from . import browser, miniprogram, oidc, openapi, ops, pages
 
 
 def routes(*, sandbox: bool) -> list[web.AbstractRouteDef]:
@@ -24,4 +24,5 @@ def routes(*, sandbox: bool) -> list[web.AbstractRouteDef]:
         web.get("/healthz", ops.healthz),
         web.get("/api/openapi.json", openapi.openapi),
         web.get("/metrics", ops.metrics),
+        web.get("/oidc/jwks", oidc.jwks),
     ]

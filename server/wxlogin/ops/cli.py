@@ -26,7 +26,7 @@ from ..storage.db import PoolUnavailable
 from ..storage.embedded_pg import EmbeddedPostgres, EmbeddedPostgresError
 from ..storage.migrations import migrate
 from ..storage.secrets import SecretUnreadable, cookie_secret
-from . import doctor, users
+from . import doctor, keys, users
 from .workers import listen, supervise
 
 log = logging.getLogger("wxlogin")
@@ -176,6 +176,14 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser(
         "doctor", help="check the database, the WeChat credentials and drawing a code"
     )
+    signing_keys = commands.add_parser(
+        "keys", help="list the OpenID Connect signing keys, or rotate them"
+    )
+    signing_keys.add_argument("action", choices=("list", "rotate"))
+    signing_keys.add_argument(
+        "--force", action="store_true",
+        help="rotate even if the next key was published less than an hour ago",
+    )
     owner = commands.add_parser("users", help="list, show, disable or enable users")
     owner.add_argument("action", choices=("list", "show", "disable", "enable"))
     owner.add_argument("user_id", nargs="?", type=int)
@@ -199,6 +207,13 @@ def main(argv: list[str] | None = None) -> None:
         print("all good: this server can log people in" if fine else
               "something above needs fixing")
         raise SystemExit(0 if fine else 1)
+    elif args.command == "keys":
+        with database(settings) as ready:
+            assert ready.database_url is not None
+            lines = asyncio.run(keys.run(
+                ready.database_url, args.action, SystemClock().now(), force=args.force
+            ))
+        print("\n".join(lines))
     elif args.command == "users":
         with database(settings) as ready:
             assert ready.database_url is not None

@@ -20,6 +20,7 @@ import asyncpg
 
 from ..clock import Clock
 from .db import Conn, acquire, session_lock
+from .signing import RETIRED_KEPT
 
 log = logging.getLogger("wxlogin.sweeper")
 
@@ -35,6 +36,7 @@ RULES: dict[str, tuple[str, str, timedelta]] = {
     "sessions": ("wxlogin.sessions", "expires_at < $1", timedelta(0)),
     "code_ledger": ("wxlogin.code_ledger", "expires_at < $1", timedelta(0)),
     "draw_budget": ("wxlogin.draw_budget", "minute < $1", BUDGET_GRACE),
+    "signing_keys": ("wxlogin.signing_keys", "state = 'retired' AND retired_at < $1", RETIRED_KEPT),
     # Only uploads no user shows any more (a user's avatar_url ends in /api/avatars/<id>.jpg).
     "avatars": (
         "wxlogin.avatars",
