@@ -34,7 +34,7 @@ from tests.fakewechat import FakeWeChat, Fault
 from tests.helpers import api_error_codes, new_scene, poll, push, session_cookie, step
 from wxlogin import errors
 from wxlogin.clock import FakeClock
-from wxlogin.http import openapi
+from wxlogin.http import openapi, openapi_schema
 from wxlogin.http.app import create_app
 from wxlogin.login.scenes import valid_scene
 from wxlogin.settings import Settings
@@ -110,11 +110,11 @@ def test_every_error_code_has_the_servers_status() -> None:
     classes: list[type[errors.ApiError]] = [errors.ApiError, *subclasses(errors.ApiError)]
     for cls in classes:
         if cls.code != "scene_conflict":  # abstract
-            assert openapi.ERRORS[cls.code][0] == cls.status, cls
+            assert openapi_schema.ERRORS[cls.code][0] == cls.status, cls
     for status, (code, _) in errors._HTTP_CODES.items():
-        assert openapi.ERRORS[code][0] == status
+        assert openapi_schema.ERRORS[code][0] == status
     served = api_error_codes() | {code for code, _ in errors._HTTP_CODES.values()}
-    assert set(openapi.ERRORS) == served
+    assert set(openapi_schema.ERRORS) == served
     assert DOCUMENT["components"]["schemas"]["Error"]["properties"]["error"]["enum"] == sorted(
         served
     )
@@ -188,7 +188,7 @@ def a_whole_login(api: Api, browser: requests.Session, mint: Callable[[str], str
 
     def phone(path: str, expect: int, scene: str, code: str) -> Any:
         return api("POST", path, expect, path_parameters={"scene": scene}, body={"code": code},
-                   media_type=openapi.JSON)
+                   media_type=openapi_schema.JSON)
 
     api("GET", "/api/me", 401, session=browser)
     scene = api("POST", "/api/scenes", 201, session=browser).json()["scene"]
@@ -200,11 +200,11 @@ def a_whole_login(api: Api, browser: requests.Session, mint: Callable[[str], str
     phone(f"{scenes}/scan", 200, scene, claim)
     phone(f"{scenes}/scan", 200, scene, claim)  # the very same request: the same answer
     phone(f"{scenes}/scan", 409, scene, mint("o-eve"))  # someone else
-    avatar = api("POST", "/api/avatar", 200, media_type=openapi.MULTIPART,
+    avatar = api("POST", "/api/avatar", 200, media_type=openapi_schema.MULTIPART,
                  body={"scene": scene, "code": mint("o-ada"), "avatar": IMAGES[0]}).json()
     api("GET", scenes, 200, session=browser, path_parameters={"scene": scene},
         query={"wait": 0, "since": "pending"})
-    pushed = api("POST", "/api/pushCode", 200, media_type=openapi.FORM,
+    pushed = api("POST", "/api/pushCode", 200, media_type=openapi_schema.FORM,
                  body={"scene": scene, "code": mint("o-ada"), "nickName": "Ada"}).json()
     assert pushed["user"]["avatar_url"] == avatar["avatar_url"]
     answer = api("GET", scenes, 200, session=browser, path_parameters={"scene": scene},
@@ -253,7 +253,7 @@ def refusals(api: Api, browser: requests.Session, mint: Callable[[str], str],
 
     def scan(status: int, error: str, code: str) -> None:
         api("POST", "/api/scenes/{scene}/scan", status, body={"code": code},
-            media_type=openapi.JSON, error=error, **at)
+            media_type=openapi_schema.JSON, error=error, **at)
 
     for fault, status, error in ((Fault(errcode=-1), 503, "wechat_busy"),
                                  (Fault(drop=True), 504, "wechat_unreachable"),
@@ -263,9 +263,10 @@ def refusals(api: Api, browser: requests.Session, mint: Callable[[str], str],
         scan(status, error, mint("o-ada"))
     scan(400, "code_rejected", "never-minted")
     scan(400, "bad_request", "")
-    api("POST", "/api/pushCode", 413, media_type=openapi.JSON, error="body_too_large",
+    api("POST", "/api/pushCode", 413, media_type=openapi_schema.JSON, error="body_too_large",
         body={"scene": scene, "code": mint("o-ada"), "nickName": "x" * 70_000})
-    api("POST", "/api/pushCode", 400, media_type=openapi.JSON, error="invalid_encrypted_data",
+    api("POST", "/api/pushCode", 400, media_type=openapi_schema.JSON,
+        error="invalid_encrypted_data",
         body={"scene": scene, "code": mint("o-ada"), "iv": "AAAAAAAAAAAAAAAAAAAAAA==",
               "encryptedData": "AAAAAAAAAAAAAAAAAAAAAA=="})
     clock.advance(3600)
@@ -347,7 +348,7 @@ def with_real_values(case: Case[Any], seed: Seed, code: str, picture: bytes) -> 
         body["code"] = code
         if "scene" in body:
             body["scene"] = seed.scene
-        if case.media_type == openapi.MULTIPART:  # elsewhere `avatar` is just another field
+        if case.media_type == openapi_schema.MULTIPART:  # elsewhere `avatar` is just another field
             body["avatar"] = picture
     return case
 

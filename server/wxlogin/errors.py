@@ -200,6 +200,26 @@ _DB_ERRORS = (
 )
 
 
+class OAuthError(ApiError):
+    """An OAuth 2.0 error (RFC 6749 §5.2) from the token or userinfo endpoint: its `error` is
+    one of the protocol's codes, and `error_description` says what `message` says."""
+
+    def __init__(self, oauth_code: str, message: str, *, headers: Mapping[str, str] | None = None):
+        super().__init__(message, headers=headers)
+        self.oauth_code = oauth_code
+
+    def response(self) -> web.Response:
+        body = {"error": self.oauth_code, "error_description": self.message,
+                "message": self.message}
+        headers = {"Cache-Control": "no-store", "Pragma": "no-cache", **self.headers}
+        return web.json_response(body, status=self.status, headers=headers)
+
+
+class OAuthClientError(OAuthError):
+    status = 401  # the client failed to authenticate, or the bearer token is no good
+    code = "invalid_client"
+
+
 class InternalError(ApiError):
     status = 500
     code = "internal_error"

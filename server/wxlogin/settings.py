@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .clients import OidcClient, parse_clients
+
 ENV_VERSIONS = ("release", "trial", "develop")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("auto", "json", "text")
@@ -62,6 +64,7 @@ class Settings:
     draw_budget: int = 2000
     # Per process; a waiting poll holds none, so this bounds concurrent queries, not browsers.
     pool_size: int = 10
+    oidc_clients: tuple[OidcClient, ...] = ()
 
     @property
     def sandbox(self) -> bool:
@@ -204,6 +207,9 @@ class Settings:
         if log_format not in LOG_FORMATS:
             problems.append("WXLOGIN_LOG_FORMAT must be auto, json or text")
 
+        oidc_clients, client_problems = parse_clients(text("WXLOGIN_OIDC_CLIENTS"))
+        problems.extend(client_problems)
+
         settings = cls(
             host=host,
             port=port,
@@ -232,6 +238,7 @@ class Settings:
             sandbox_force=sandbox_force,
             place_header=text("WXLOGIN_PLACE_HEADER"),
             draw_appid=text("WXLOGIN_DRAW_APPID"),
+            oidc_clients=oidc_clients,
         )
         if problems:
             raise SettingsError(problems)

@@ -1,15 +1,76 @@
-"""The OpenID Connect front door: for now its JWKS."""
+"""The OpenID Connect front door: discovery, JWKS, authorization, token and userinfo.
+
+A browser that is not logged in is sent to the hosted login page, which brings it back to the
+same authorization request once the scan is done. An unknown client or an unregistered
+redirect_uri gets an error page, never a redirect; every other authorization error goes back
+to the client with `error` and `state` (RFC 6749 §4.1.2.1).
+"""
 
 from __future__ import annotations
 
-from aiohttp import web
+import base64
+import binascii
+import re
+from html import escape
+from typing import Any
+from urllib.parse import unquote_plus, urlencode
 
-from ..login import identity
-from .keys import CLOCK, SERVICES
+from aiohttp import web
+from aiohttp_session import get_session
+from multidict import MultiMapping
+
+from ..clients import OidcClient
+from ..errors import OAuthClientError, OAuthError
+from ..login import identity, oidc
+from . import inputs
+from .browser import current_user
+from .keys import BASE, CLOCK, SERVICES, SETTINGS
 
 # Short: a relying party that meets an unknown `kid` fetches again anyway, and the next key is
 # published long before it signs (storage/signing.py).
 JWKS_MAX_AGE = 300
+CHALLENGE = re.compile(r"[A-Za-z0-9._~-]{43,128}")
+MAX_PARAM = 512
+# How long a "log in again" round trip (prompt=login, max_age) may take before it is stale.
+FRESH_FOR = 900
+
+
+def issuer(request: web.Request) -> str:
+    return request.app[SETTINGS].public_url.rstrip("/") + request.app[BASE]
+
+
+def clients(request: web.Request) -> dict[str, OidcClient]:
+    return {client.client_id: client for client in request.app[SETTINGS].oidc_clients}
+
+
+async def discovery(request: web.Request) -> web.Response:
+    iss = issuer(request)
+    return web.json_response({
+        "issuer": iss,
+        "authorization_endpoint": f"{iss}/oidc/authorize",
+        "token_endpoint": f"{iss}/oidc/token",
+        "userinfo_endpoint": f"{iss}/oidc/userinfo",
+        "jwks_uri": f"{iss}/oidc/jwks",
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "scopes_supported": list(oidc.SCOPES),
+        "claims_supported": [
+            "sub", "iss", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash", "name",
+            "preferred_username", "picture", "email", "email_verified",
+        ],
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic", "client_secret_post", "none",
+        ],
+        "code_challenge_methods_supported": ["S256"],
+        "prompt_values_supported": ["none", "login"],
+        "authorization_response_iss_parameter_supported": True,
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+    }, headers={"Cache-Control": f"public, max-age={JWKS_MAX_AGE}"})
 
 
 async def jwks(request: web.Request) -> web.Response:
@@ -18,3 +79,206 @@ async def jwks(request: web.Request) -> web.Response:
         keys, content_type="application/jwk-set+json",
         headers={"Cache-Control": f"public, max-age={JWKS_MAX_AGE}"},
     )
+
+
+def error_page(message: str) -> web.Response:
+    """For a request that cannot be sent back to its client: said to the person instead."""
+    body = (
+        '<!doctype html><html lang="en"><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Login request refused</title><h1>Login request refused</h1><p>{escape(message)}"
+        " Go back to the site you came from and try again; if this persists, tell its owner.</p>"
+    )
+    return web.Response(status=400, text=body, content_type="text/html")
+
+
+def back_to_client(redirect_uri: str, params: dict[str, str]) -> web.HTTPFound:
+    joiner = "&" if "?" in redirect_uri else "?"
+    return web.HTTPFound(redirect_uri + joiner + urlencode(params))
+
+
+async def authorize(request: web.Request) -> web.StreamResponse:
+    query: MultiMapping[Any] = (
+        await inputs.form(request) if request.method == "POST" else request.query
+    )
+
+    def one(name: str) -> str | None:
+        values = query.getall(name, [])
+        if len(values) > 1 or any(not isinstance(v, str) or len(v) > 2048 for v in values):
+            raise ValueError(name)
+        return values[0] if values else None
+
+    try:
+        client_id, redirect_uri = one("client_id"), one("redirect_uri")
+    except ValueError:
+        return error_page("The request names its client or its return address more than once.")
+    client = clients(request).get(client_id or "")
+    if client is None:
+        return error_page("The site that sent you here is not registered with this login.")
+    if redirect_uri not in client.redirect_uris:
+        return error_page("The return address of this request is not registered for its site.")
+    assert redirect_uri is not None
+    iss = issuer(request)
+    try:
+        state = one("state")
+    except ValueError:
+        state = None
+
+    def fail(error: str, description: str) -> web.HTTPFound:
+        params = {"error": error, "error_description": description, "iss": iss}
+        if state is not None:
+            params["state"] = state
+        return back_to_client(redirect_uri, params)
+
+    try:
+        response_type, scope, nonce = one("response_type"), one("scope"), one("nonce")
+        challenge, method = one("code_challenge"), one("code_challenge_method")
+        prompt, max_age_text, after_text = one("prompt"), one("max_age"), one("wxlogin_after")
+    except ValueError as repeated:
+        raise fail("invalid_request", f"`{repeated}` is given more than once.") from None
+    if response_type != "code":
+        raise fail("unsupported_response_type", "Only response_type=code is supported.")
+    scopes = list(dict.fromkeys((scope or "").split()))
+    if "openid" not in scopes:
+        raise fail("invalid_scope", "The scope must include openid.")
+    scopes = [s for s in scopes if s in oidc.SCOPES]
+    if nonce is not None and len(nonce) > MAX_PARAM:
+        raise fail("invalid_request", "The nonce is too long.")
+    if challenge is not None and (method != "S256" or not CHALLENGE.fullmatch(challenge)):
+        raise fail("invalid_request", "PKCE needs a code_challenge, code_challenge_method=S256.")
+    if challenge is None and (method is not None or client.public):
+        raise fail("invalid_request", "This client must use PKCE (code_challenge, S256).")
+    prompts = set((prompt or "").split())
+    if "none" in prompts and len(prompts) > 1:
+        raise fail("invalid_request", "prompt=none cannot be combined with other values.")
+    max_age = None
+    if max_age_text is not None:
+        if not max_age_text.isdigit() or len(max_age_text) > 9:
+            raise fail("invalid_request", "max_age must be a whole number of seconds.")
+        max_age = int(max_age_text)
+
+    now = request.app[CLOCK].now()
+    user = await current_user(request)
+    session = await get_session(request)
+    services = request.app[SERVICES]
+    authenticated = None
+    if user is not None and session.identity is not None:
+        authenticated = await oidc.auth_time(
+            services.pool, services.storage.id_hash(session.identity)
+        )
+    # Back from a "log in again" round trip (prompt=login, or a login older than max_age): a
+    # login made since it began, at most FRESH_FOR ago, is what was asked for. (A marker made up
+    # by hand can only stand for "logged in within FRESH_FOR"; relying parties that care check
+    # auth_time in the ID token themselves.)
+    if after_text is not None:
+        after = int(after_text) if after_text.isdigit() and len(after_text) < 12 else 0
+        stale = authenticated is None or not (
+            now.timestamp() - FRESH_FOR <= after <= authenticated.timestamp() + 1
+        )
+    else:
+        stale = authenticated is None or "login" in prompts or (
+            max_age is not None and (now - authenticated).total_seconds() > max_age
+        )
+    if user is None or authenticated is None or stale:
+        if "none" in prompts:
+            raise fail("login_required", "The person is not logged in (prompt=none).")
+        again = [(k, v) for k, v in query.items() if k not in ("prompt", "wxlogin_after")]
+        if "login" in prompts or user is not None:
+            again.append(("wxlogin_after", str(int(now.timestamp()))))
+        back = f"{request.app[BASE]}/oidc/authorize?{urlencode(again)}"
+        raise web.HTTPSeeOther(f"{request.app[BASE]}/login?" + urlencode({"next": back}))
+    code = await oidc.grant_code(
+        services.pool, now, client=client, redirect_uri=redirect_uri, user_id=user.id,
+        scopes=scopes, nonce=nonce, code_challenge=challenge, authenticated=authenticated,
+    )
+    params = {"code": code, "iss": iss}
+    if state is not None:
+        params["state"] = state
+    raise back_to_client(redirect_uri, params)
+
+
+def authenticate(request: web.Request, form: dict[str, str]) -> OidcClient:
+    """The client, by client_secret_basic, client_secret_post, or (public) its id alone."""
+    header = request.headers.get("Authorization", "")
+    basic = None
+    if header[:6].lower() == "basic ":
+        try:
+            decoded = base64.b64decode(header[6:], validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            decoded = ""
+        if ":" not in decoded:
+            raise refused_client("The Basic credentials cannot be read.")
+        raw_id, raw_secret = decoded.split(":", 1)
+        basic = unquote_plus(raw_id), unquote_plus(raw_secret)  # RFC 6749 §2.3.1
+    if basic is not None and "client_secret" in form:
+        raise OAuthError("invalid_request", "Authenticate the client one way, not two.")
+    client_id, secret = basic if basic is not None else (
+        form.get("client_id", ""), form.get("client_secret")
+    )
+    if basic is not None and form.get("client_id", client_id) != client_id:
+        raise OAuthError("invalid_request", "client_id differs from the Basic credentials.")
+    client = clients(request).get(client_id)
+    if client is None:
+        raise refused_client("Unknown client.")
+    if client.public:
+        if secret:
+            raise refused_client("This client is public: it has no secret.")
+        return client
+    if not secret or not client.secret_matches(secret):
+        raise refused_client("The client's credentials are wrong.")
+    return client
+
+
+def refused_client(message: str) -> OAuthClientError:
+    return OAuthClientError("invalid_client", message,
+                            headers={"WWW-Authenticate": 'Basic realm="wxlogin"'})
+
+
+async def token(request: web.Request) -> web.Response:
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise OAuthError("invalid_request", "Send the token request as a form.")
+    raw = await inputs.form(request)
+    form: dict[str, str] = {}
+    for name in raw:
+        values = raw.getall(name)
+        if len(values) > 1 or not isinstance(values[0], str) or len(values[0]) > 4096:
+            raise OAuthError("invalid_request", f"`{name}` must be given once, as text.")
+        form[name] = values[0]
+    client = authenticate(request, form)
+    services, now = request.app[SERVICES], request.app[CLOCK].now()
+    grant = form.get("grant_type")
+    if grant == "authorization_code":
+        code = form.get("code")
+        if not code:
+            raise OAuthError("invalid_request", "The code is missing.")
+        answer = await oidc.exchange_code(
+            services.pool, now, issuer(request), client, code=code,
+            redirect_uri=form.get("redirect_uri"), verifier=form.get("code_verifier"),
+        )
+    elif grant == "refresh_token":
+        refresh = form.get("refresh_token")
+        if not refresh:
+            raise OAuthError("invalid_request", "The refresh_token is missing.")
+        answer = await oidc.refresh(services.pool, now, issuer(request), client, refresh)
+    else:
+        raise OAuthError("unsupported_grant_type",
+                         "grant_type must be authorization_code or refresh_token.")
+    return web.json_response(answer, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
+async def userinfo(request: web.Request) -> web.Response:
+    header = request.headers.get("Authorization", "")
+    bearer = header[7:].strip() if header[:7].lower() == "bearer " else ""
+    if not bearer and request.method == "POST" and (
+        request.content_type == "application/x-www-form-urlencoded"
+    ):
+        value = (await inputs.form(request)).get("access_token")
+        bearer = value if isinstance(value, str) else ""
+    if not bearer or len(bearer) > 512:
+        raise oidc.bearer_refused("Send the access token as `Authorization: Bearer …`.")
+    services = request.app[SERVICES]
+    claims = await oidc.userinfo(
+        services.pool, request.app[CLOCK].now(), issuer(request), clients(request), bearer
+    )
+    return web.json_response(claims, headers={"Cache-Control": "no-store"})
+

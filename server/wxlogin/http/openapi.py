@@ -8,7 +8,6 @@ it does not describe fails the suite. docs/api.md is the prose reference for the
 from __future__ import annotations
 
 import copy
-from collections import defaultdict
 from typing import Any
 
 from aiohttp import web
@@ -16,48 +15,24 @@ from aiohttp import web
 from ..login.scenes import STATUSES
 from ..version import __version__
 from . import inputs
-from .keys import BASE, MAX_BODY
+from .keys import BASE
+from .openapi_oidc import oidc_paths
+from .openapi_schema import (
+    ALWAYS,
+    DATABASE,
+    ERRORS,
+    FORM,
+    HEADERS,
+    JSON,
+    MULTIPART,
+    Schema,
+    json_body,
+    obj,
+    operation,
+    ref,
+    text,
+)
 
-Schema = dict[str, Any]
-
-JSON = "application/json"
-FORM = "application/x-www-form-urlencoded"
-MULTIPART = "multipart/form-data"
-
-# Every `error` code: its status, and what it means to a client (as in docs/api.md).
-ERRORS: dict[str, tuple[int, str]] = {
-    "bad_request": (400, "the input is malformed (the message says which field)"),
-    "code_rejected": (400, "WeChat refused the code: wx.login() again and retry"),
-    "code_already_used": (400, "this code was already used on another scene"),
-    "invalid_avatar": (400, "the upload is not a JPEG, PNG, WebP or GIF of at most 2048×2048"),
-    "invalid_encrypted_data": (400, "`encryptedData` failed a check (one answer for all)"),
-    "not_logged_in": (401, "no logged-in session"),
-    "forbidden_origin": (403, "the request came from another site"),
-    "scene_not_found": (404, "no such scene, or not this browser's (indistinguishable)"),
-    "not_found": (404, "no such address"),
-    "method_not_allowed": (405, "wrong method for this address"),
-    "scene_already_claimed": (409, "someone else scanned this code"),
-    "scene_already_confirmed": (409, "already confirmed"),
-    "scene_denied": (409, "the login was declined"),
-    "scene_not_scanned": (409, "nobody scanned the scene yet: scan first"),
-    "code_reused": (409, "this code was used for another step or with other data"),
-    "login_already_used": (409, "the confirmed login was already taken: start again"),
-    "scene_expired": (410, "the code expired: make a new scene"),
-    "scene_closed": (410, "the scene is finished; its code is no longer served"),
-    "body_too_large": (413, f"bodies are limited to {MAX_BODY // 1024} KiB"),
-    "rate_limited": (429, "too many requests: retry after `Retry-After` seconds"),
-    "internal_error": (500, "a bug (reported in the server log); never expected"),
-    "wechat_error": (502, "WeChat answered something unexpected"),
-    "wechat_busy": (503, "WeChat is busy: retry after `Retry-After` seconds, with a fresh code"),
-    "login_busy": (503, "this minute's budget of code draws is spent: retry after `Retry-After`"),
-    "database_unavailable": (503, "the database is unreachable: retry after `Retry-After`"),
-    "wechat_unreachable": (504, "WeChat did not answer in time: retry with a fresh code"),
-}
-
-# What every operation may answer: a bug is still a JSON error.
-ALWAYS = ("internal_error",)
-# Whatever reads the database (the session included).
-DATABASE = ("database_unavailable", *ALWAYS)
 # A mini-program step: a fresh code, checked by WeChat, on an open scene.
 STEP = (
     "bad_request", "code_rejected", "code_already_used", "code_reused", "forbidden_origin",
@@ -65,26 +40,6 @@ STEP = (
     "wechat_busy", "wechat_unreachable", *DATABASE,
 )
 CLAIMED = ("scene_already_claimed", "scene_already_confirmed", "scene_denied")
-
-
-def _text(max_length: int, description: str) -> Schema:
-    return {"type": "string", "maxLength": max_length, "description": description}
-
-
-def _object(properties: dict[str, Schema], *optional: str, closed: bool = True) -> Schema:
-    """An object whose properties are all required but `optional`; `closed`: nothing else."""
-    schema: Schema = {
-        "type": "object",
-        "required": [name for name in properties if name not in optional],
-        "properties": properties,
-    }
-    if closed:
-        schema["additionalProperties"] = False
-    return schema
-
-
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
 
 
 SCENE: Schema = {
@@ -104,28 +59,15 @@ APPID: Schema = {
     "description": "The calling mini program, when the server runs several (`WXLOGIN_APPS`); "
     "absent or empty means the primary one.",
 }
-HEADERS: dict[str, Schema] = {
-    "Retry-After": {
-        "description": "Seconds to wait before retrying.",
-        "required": True,
-        "schema": {"type": "integer", "minimum": 1},
-    },
-    "Set-Cookie": {
-        "description": "The session cookie (`wxlogin`, or `__Host-wxlogin` when "
-        "`WXLOGIN_PUBLIC_URL` is https): a random id, HttpOnly, SameSite=Lax.",
-        "schema": {"type": "string"},
-    },
-}
-
 SCHEMAS: dict[str, Schema] = {
     "Error": {
-        **_object({
+        **obj({
             "error": {"type": "string", "enum": sorted(ERRORS)},
             "message": {"type": "string", "description": "A sentence a person can act on."},
         }),
         "description": "Every error answer; each response below narrows `error` to its codes.",
     },
-    "User": _object({
+    "User": obj({
         "id": {"type": "string", "pattern": "^[0-9]+$"},
         "nickname": {"type": "string", "description": "At most 64 characters; may be empty."},
         "avatar_url": {
@@ -142,59 +84,9 @@ SCHEMAS: dict[str, Schema] = {
 }
 
 
-def _error_schema(codes: list[str]) -> Schema:
-    return {
-        "type": "object",
-        "required": ["error", "message"],
-        "properties": {"error": {"type": "string", "enum": codes}, "message": {"type": "string"}},
-        "additionalProperties": False,
-    }
-
-
-def _errors(*codes: str) -> dict[str, Schema]:
-    """The error answers for these codes, one response per status."""
-    by_status: dict[int, list[str]] = defaultdict(list)
-    for code in dict.fromkeys(codes):
-        by_status[ERRORS[code][0]].append(code)
-    responses: dict[str, Schema] = {}
-    for status, group in sorted(by_status.items()):
-        response: Schema = {
-            "description": "; ".join(f"`{code}`: {ERRORS[code][1]}" for code in group),
-            "content": {JSON: {"schema": _error_schema(group)}},
-        }
-        if status in (429, 503):
-            response["headers"] = {"Retry-After": HEADERS["Retry-After"]}
-        responses[str(status)] = response
-    return responses
-
-
-def _json(description: str, schema: Schema, headers: dict[str, Schema] | None = None) -> Schema:
-    response: Schema = {"description": description, "content": {JSON: {"schema": schema}}}
-    if headers:
-        response["headers"] = headers
-    return response
-
-
-def _operation(
-    operation_id: str,
-    tag: str,
-    summary: str,
-    responses: dict[str, Schema],
-    errors: tuple[str, ...],
-    **more: Any,
-) -> Schema:
-    return {
-        "operationId": operation_id,
-        "tags": [tag],
-        "summary": summary,
-        **more,
-        "responses": {**responses, **_errors(*errors)},
-    }
-
-
 def _step_body(properties: dict[str, Schema], *optional: str, **more: Any) -> Schema:
     """A mini-program step's body: a JSON object, or the same fields as a form."""
-    schema = {**_object(properties, *optional, closed=False), **more}
+    schema = {**obj(properties, *optional, closed=False), **more}
     return {
         "required": True,
         "content": {JSON: {"schema": schema}, FORM: {"schema": schema}},
@@ -207,14 +99,14 @@ SESSION: list[Schema] = [{"session": []}]
 
 
 def _paths() -> dict[str, Schema]:
-    user = {"user": _ref("User")}
+    user = {"user": ref("User")}
     return {
-        "/api/scenes": {"post": _operation(
+        "/api/scenes": {"post": operation(
             "createScene", "browser",
             "Start a login attempt bound to this browser (a live one is handed back).",
-            {"201": _json(
+            {"201": json_body(
                 "The scene: show its code (`code_url`) and poll it.",
-                _object({
+                obj({
                     "scene": SCENE,
                     "status": {"const": "pending"},
                     "expires_in": {"type": "integer", "minimum": 0},
@@ -229,7 +121,7 @@ def _paths() -> dict[str, Schema]:
             ("forbidden_origin", "body_too_large", "rate_limited", "login_busy", *DATABASE),
             security=OPTIONAL_SESSION,
         )},
-        "/api/scenes/{scene}/code": {"get": _operation(
+        "/api/scenes/{scene}/code": {"get": operation(
             "sceneCode", "browser",
             "The scene's mini-program code, drawn by WeChat at most once; owner only.",
             {"200": {
@@ -241,16 +133,16 @@ def _paths() -> dict[str, Schema]:
             parameters=[SCENE_PARAMETER],
             security=SESSION,
         )},
-        "/api/scenes/{scene}": {"get": _operation(
+        "/api/scenes/{scene}": {"get": operation(
             "pollScene", "browser",
             "Long-poll the scene: answers once its status differs from `since`, or after "
             "`wait` seconds. `confirmed` logs this browser in (and includes `user`).",
-            {"200": _json(
+            {"200": json_body(
                 "The scene's status.",
                 {
-                    **_object({
+                    **obj({
                         "scene": SCENE,
-                        "status": _ref("Status"),
+                        "status": ref("Status"),
                         "expires_in": {"type": "integer", "minimum": 0},
                         **user,
                     }, "user"),
@@ -273,18 +165,18 @@ def _paths() -> dict[str, Schema]:
                 {
                     "name": "since", "in": "query",
                     "description": "The last status this client saw.",
-                    "schema": {**_ref("Status"), "default": "pending"},
+                    "schema": {**ref("Status"), "default": "pending"},
                 },
             ],
             security=SESSION,
         )},
-        "/api/me": {"get": _operation(
+        "/api/me": {"get": operation(
             "me", "browser", "Who is logged in.",
-            {"200": _json("The logged-in user.", _object(user))},
+            {"200": json_body("The logged-in user.", obj(user))},
             ("not_logged_in", *DATABASE),
             security=SESSION,
         )},
-        "/api/logout": {"post": _operation(
+        "/api/logout": {"post": operation(
             "logout", "browser", "Log out: the session and its cookie are gone.",
             {"204": {
                 "description": "Logged out.",
@@ -293,7 +185,7 @@ def _paths() -> dict[str, Schema]:
             ("forbidden_origin", "body_too_large", *DATABASE),
             security=OPTIONAL_SESSION,
         )},
-        "/api/auth": {"get": _operation(
+        "/api/auth": {"get": operation(
             "forwardAuth", "browser",
             "Forward auth (nginx `auth_request` and friends): the user in headers.",
             {"200": {
@@ -312,31 +204,31 @@ def _paths() -> dict[str, Schema]:
             ("not_logged_in", *DATABASE),
             security=SESSION,
         )},
-        "/api/pushCode": {"post": _operation(
+        "/api/pushCode": {"post": operation(
             "pushCode", "mini program",
             "Confirm the scene (claiming it first if nobody scanned it).",
-            {"200": _json("Confirmed.", _object({"ok": {"const": True}, **user}))},
+            {"200": json_body("Confirmed.", obj({"ok": {"const": True}, **user}))},
             ("invalid_encrypted_data", *CLAIMED, *STEP),
             requestBody=_step_body({
                 "code": CODE,
                 "scene": SCENE,
                 "appid": APPID,
-                "iv": _text(64, "With `encryptedData`, from a call made after `wx.login()`."),
-                "encryptedData": _text(
+                "iv": text(64, "With `encryptedData`, from a call made after `wx.login()`."),
+                "encryptedData": text(
                     inputs.MAX_ENCRYPTED, "The profile, encrypted; it only adds profile fields."
                 ),
-                "nickName": _text(inputs.MAX_NICKNAME, "A plain profile field."),
-                "avatarUrl": _text(inputs.MAX_AVATAR_URL, "Kept only when it is https://."),
+                "nickName": text(inputs.MAX_NICKNAME, "A plain profile field."),
+                "avatarUrl": text(inputs.MAX_AVATAR_URL, "Kept only when it is https://."),
             }, "appid", "iv", "encryptedData", "nickName", "avatarUrl",
                 dependentRequired={"iv": ["encryptedData"], "encryptedData": ["iv"]}),
         )},
-        "/api/scenes/{scene}/scan": {"post": _operation(
+        "/api/scenes/{scene}/scan": {"post": operation(
             "scan", "mini program",
             "Claim the scene for the WeChat user behind `code`; the browser's poll answers "
             "`scanned`.",
-            {"200": _json("Claimed; what to show before the user confirms.", _object({
+            {"200": json_body("Claimed; what to show before the user confirms.", obj({
                 "status": {"const": "scanned"},
-                "context": _object({
+                "context": obj({
                     "site": {"type": "string"},
                     "browser": {"type": "string"},
                     "os": {"type": "string"},
@@ -352,18 +244,18 @@ def _paths() -> dict[str, Schema]:
             parameters=[SCENE_PARAMETER],
             requestBody=_step_body({"code": CODE, "appid": APPID}, "appid"),
         )},
-        "/api/scenes/{scene}/deny": {"post": _operation(
+        "/api/scenes/{scene}/deny": {"post": operation(
             "deny", "mini program", "Decline the login, for whoever scanned the scene.",
-            {"200": _json("Declined.", _object({"status": {"const": "denied"}}))},
+            {"200": json_body("Declined.", obj({"status": {"const": "denied"}}))},
             (*CLAIMED, "scene_not_scanned", "not_found", *STEP),
             parameters=[SCENE_PARAMETER],
             requestBody=_step_body({"code": CODE, "appid": APPID}, "appid"),
         )},
-        "/api/avatar": {"post": _operation(
+        "/api/avatar": {"post": operation(
             "uploadAvatar", "mini program",
             "The scanner's chosen avatar: re-encoded (256×256 JPEG, no metadata); it becomes "
             "the user's avatar when the same person confirms the scene.",
-            {"200": _json("Kept.", _object({
+            {"200": json_body("Kept.", obj({
                 "avatar_url": {
                     "type": "string", "pattern": "/api/avatars/[A-Za-z0-9_-]{22}\\.jpg$",
                 },
@@ -372,7 +264,7 @@ def _paths() -> dict[str, Schema]:
             requestBody={
                 "required": True,
                 "content": {MULTIPART: {
-                    "schema": _object({
+                    "schema": obj({
                         "avatar": {
                             "type": "string",
                             "format": "binary",
@@ -386,7 +278,7 @@ def _paths() -> dict[str, Schema]:
                 }},
             },
         )},
-        "/api/avatars/{avatar}.jpg": {"get": _operation(
+        "/api/avatars/{avatar}.jpg": {"get": operation(
             "avatar", "mini program", "An uploaded avatar.",
             {"200": {
                 "description": "The re-encoded image; it never changes.",
@@ -401,12 +293,12 @@ def _paths() -> dict[str, Schema]:
                 "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{22}$"},
             }],
         )},
-        "/healthz": {"get": _operation(
+        "/healthz": {"get": operation(
             "health", "operations", "Whether the server can reach its database.",
-            {"200": _json("Healthy.", _object({"ok": {"const": True}}))},
+            {"200": json_body("Healthy.", obj({"ok": {"const": True}}))},
             DATABASE,
         )},
-        "/metrics": {"get": _operation(
+        "/metrics": {"get": operation(
             "metrics", "operations", "Prometheus metrics of this process.",
             {"200": {
                 "description": "The Prometheus text exposition format.",
@@ -414,23 +306,9 @@ def _paths() -> dict[str, Schema]:
             }},
             ALWAYS,
         )},
-        "/oidc/jwks": {"get": _operation(
-            "jwks", "identity", "The public keys that sign this server's tokens (RFC 7517): "
-            "the current and next key of each algorithm, and retired ones still worth checking.",
-            {"200": {
-                "description": "A JSON Web Key Set.",
-                "content": {"application/jwk-set+json": {"schema": _object({
-                    "keys": {"type": "array", "items": _object({
-                        "kty": {"enum": ["RSA", "EC"]}, "kid": {"type": "string"},
-                        "alg": {"enum": ["RS256", "ES256"]}, "use": {"const": "sig"},
-                    }, closed=False)},
-                })}},
-            }},
-            DATABASE,
-        )},
-        "/api/openapi.json": {"get": _operation(
+        "/api/openapi.json": {"get": operation(
             "openapi", "operations", "This description.",
-            {"200": _json("OpenAPI 3.1.", {
+            {"200": json_body("OpenAPI 3.1.", {
                 "type": "object", "required": ["openapi", "info", "paths"],
             })},
             ALWAYS,
@@ -475,7 +353,7 @@ def document(base: str = "") -> dict[str, Any]:
             {"name": "operations", "description": "For operators and their tools."},
             {"name": "identity", "description": "For relying parties (OpenID Connect)."},
         ],
-        "paths": _paths(),
+        "paths": {**_paths(), **oidc_paths()},
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {"session": {

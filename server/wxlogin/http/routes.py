@@ -24,5 +24,11 @@ def routes(*, sandbox: bool) -> list[web.AbstractRouteDef]:
         web.get("/healthz", ops.healthz),
         web.get("/api/openapi.json", openapi.openapi),
         web.get("/metrics", ops.metrics),
+        web.get("/.well-known/openid-configuration", oidc.discovery),
         web.get("/oidc/jwks", oidc.jwks),
+        web.get("/oidc/authorize", oidc.authorize),
+        web.post("/oidc/authorize", oidc.authorize),
+        web.post("/oidc/token", oidc.token),
+        web.get("/oidc/userinfo", oidc.userinfo),
+        web.post("/oidc/userinfo", oidc.userinfo),
     ]

@@ -1,19 +1,22 @@
-"""The login as an identity provider: the keys relying parties check its tokens with.
+"""The login as an identity provider: its keys, what it signs, and what it says of a user.
 
-The OpenID Connect front door (and the mini program's own token) will sign here; for now this
-publishes the JWKS: the signing keys' public halves, the next keys included, so that a relying
-party knows a key before it signs anything.
+The JWKS holds the signing keys' public halves, the next keys included, so that a relying party
+knows a key before it signs anything. Tokens are signed by the current key of their algorithm.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
+from joserfc import jwt
 
-from ..storage import signing
-from ..storage.db import acquire
+from ..storage import queries, signing
+from ..storage.db import Conn, acquire
 
 FULL = {(alg, state) for alg in signing.ALGORITHMS for state in ("current", "next")}
 
@@ -27,3 +30,36 @@ async def jwks(pool: asyncpg.Pool, now: datetime) -> dict[str, Any]:
             await signing.ensure(conn, now)
             keys = await signing.published(conn, now)
     return {"keys": [key.public_jwk() for key in keys]}
+
+
+async def sign(conn: Conn, claims: dict[str, Any], now: datetime, alg: str = "RS256") -> str:
+    """A JWT of `claims`, signed by the current key of `alg` (made if there is none yet)."""
+    key = await signing.current(conn, alg)
+    if key is None:
+        await signing.ensure(conn, now)
+        key = await signing.current(conn, alg)
+        assert key is not None
+    return jwt.encode({"alg": alg, "kid": key.kid, "typ": "JWT"}, claims, key.imported())
+
+
+def left_hash(value: str) -> str:
+    """`at_hash` (OIDC Core §3.1.3.6): the left half of SHA-256, base64url without padding."""
+    half = hashlib.sha256(value.encode("ascii")).digest()[:16]
+    return base64.urlsafe_b64encode(half).decode().rstrip("=")
+
+
+def profile_claims(
+    user: queries.User, sub: str, scopes: set[str], email: str | None, issuer: str
+) -> dict[str, Any]:
+    """What `profile` (and `email` for clients that need a made-up one) say of a user."""
+    claims: dict[str, Any] = {"sub": sub}
+    if "profile" in scopes:
+        claims["name"] = user.nickname or ""
+        claims["preferred_username"] = f"wx_{sub[:12]}"
+        if user.avatar_url:
+            claims["picture"] = user.avatar_url
+    if "email" in scopes and email == "substitute":
+        host = urlsplit(issuer).hostname or "localhost"
+        claims["email"] = f"{sub}@{host}.invalid"
+        claims["email_verified"] = False
+    return claims

@@ -29,6 +29,7 @@ BATCH = 5000
 SCENE_GRACE = timedelta(hours=1)
 AVATAR_GRACE = timedelta(days=1)  # an upload not put on a user by then never will be
 BUDGET_GRACE = timedelta(hours=1)
+OIDC_CODE_GRACE = timedelta(hours=1)  # login/oidc.py's ACCESS_LIFETIME
 
 # Each: a table, and the condition (on $1, the cut-off) for rows that may go.
 RULES: dict[str, tuple[str, str, timedelta]] = {
@@ -37,6 +38,9 @@ RULES: dict[str, tuple[str, str, timedelta]] = {
     "code_ledger": ("wxlogin.code_ledger", "expires_at < $1", timedelta(0)),
     "draw_budget": ("wxlogin.draw_budget", "minute < $1", BUDGET_GRACE),
     "signing_keys": ("wxlogin.signing_keys", "state = 'retired' AND retired_at < $1", RETIRED_KEPT),
+    # A used code is kept while the tokens it gave live, so that its replay still revokes them.
+    "oidc_codes": ("wxlogin.oidc_codes", "expires_at < $1", OIDC_CODE_GRACE),
+    "oidc_tokens": ("wxlogin.oidc_tokens", "expires_at < $1", timedelta(0)),
     # Only uploads no user shows any more (a user's avatar_url ends in /api/avatars/<id>.jpg).
     "avatars": (
         "wxlogin.avatars",

@@ -1,0 +1,88 @@
+"""The OpenID Connect clients (relying parties) declared in WXLOGIN_OIDC_CLIENTS."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True)
+class OidcClient:
+    client_id: str
+    redirect_uris: tuple[str, ...]
+    client_secret: str | None = field(default=None, repr=False)  # None: a public client
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    name: str = ""
+    email: str | None = None  # "substitute": a made-up address for RPs that demand one
+    allowed_groups: tuple[str, ...] = ()
+
+    @property
+    def public(self) -> bool:
+        return self.client_secret is None
+
+    def secret_matches(self, offered: str) -> bool:
+        return self.client_secret is not None and hmac.compare_digest(
+            self.client_secret.encode(), offered.encode()
+        )
+
+
+def absolute_url(value: object) -> bool:
+    if not isinstance(value, str) or len(value) > 2048:
+        return False
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and not parts.fragment
+
+
+def parse_clients(raw: str | None) -> tuple[tuple[OidcClient, ...], list[str]]:
+    """The clients, and every problem with them (the setting is WXLOGIN_OIDC_CLIENTS)."""
+    if not raw:
+        return (), []
+    name = "WXLOGIN_OIDC_CLIENTS"
+    try:
+        items = json.loads(raw)
+    except ValueError:
+        return (), [f"{name} must be a JSON array of client objects"]
+    if not isinstance(items, list):
+        return (), [f"{name} must be a JSON array of client objects"]
+    clients, problems, seen = [], [], set()
+    for index, item in enumerate(items):
+        where = f"{name}[{index}]"
+        if not isinstance(item, dict):
+            problems.append(f"{where} must be an object")
+            continue
+        client_id, secret = item.get("client_id"), item.get("client_secret")
+        uris, logout = item.get("redirect_uris"), item.get("post_logout_redirect_uris", [])
+        groups = item.get("allowed_groups", [])
+        if not isinstance(client_id, str) or not client_id or len(client_id) > 255:
+            problems.append(f"{where}: client_id must be a non-empty string")
+            continue
+        if client_id in seen:
+            problems.append(f"{where}: client_id {client_id!r} is declared twice")
+        seen.add(client_id)
+        if secret is not None and (not isinstance(secret, str) or len(secret) < 16):
+            problems.append(f"{where}: client_secret must be at least 16 characters (or absent"
+                            " for a public client, which must use PKCE)")
+        if not isinstance(uris, list) or not uris or not all(map(absolute_url, uris)):
+            problems.append(f"{where}: redirect_uris must be a non-empty list of http(s) URLs")
+        if not isinstance(logout, list) or not all(map(absolute_url, logout)):
+            problems.append(f"{where}: post_logout_redirect_uris must be a list of http(s) URLs")
+        if item.get("email") not in (None, "substitute"):
+            problems.append(f'{where}: email may only be "substitute"')
+        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+            problems.append(f"{where}: allowed_groups must be a list of group names")
+        if not isinstance(item.get("name", ""), str):
+            problems.append(f"{where}: name must be a string")
+        if problems:
+            continue
+        assert isinstance(uris, list)
+        clients.append(OidcClient(
+            client_id=client_id, redirect_uris=tuple(uris), client_secret=secret,
+            post_logout_redirect_uris=tuple(logout), name=item.get("name", ""),
+            email=item.get("email"), allowed_groups=tuple(groups),
+        ))
+    return tuple(clients), problems

@@ -1,0 +1,345 @@
+"""The OpenID Connect provider, as a relying party meets it: discovery, the authorization code
+flow through the scan, tokens checked with another library (PyJWT) against the JWKS, userinfo,
+refresh rotation, and the refusals that keep it safe."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+from dataclasses import replace
+from typing import Any
+from urllib.parse import parse_qs, quote_plus, urlsplit
+
+import jwt as pyjwt
+import pytest
+from aiohttp import ClientResponse
+from aiohttp.test_utils import TestServer
+
+from tests.conftest import Browser, MakeBrowser, MakeServer
+from tests.fakewechat import FakeWeChat
+from tests.helpers import new_scene, poll, push
+from wxlogin.clients import OidcClient
+from wxlogin.clock import FakeClock
+
+SECRET = "wordpress-secret-0123456789"
+# WordPress's plugin registers a redirect with a query string: it must match byte for byte.
+WORDPRESS = "https://blog.example/wp-admin/admin-ajax.php?action=openid-connect-authorize"
+SPA = "https://app.example/callback"
+CLIENTS = (
+    OidcClient("wordpress", (WORDPRESS,), SECRET, email="substitute"),
+    OidcClient("spa", (SPA,)),  # public: PKCE required
+)
+ISSUER = "http://127.0.0.1:8080"
+
+
+@pytest.fixture
+async def idp(make_server: MakeServer) -> TestServer:
+    return await make_server(oidc_clients=CLIENTS)
+
+
+def verifier_and_challenge() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def query_of(response: ClientResponse) -> dict[str, str]:
+    location = response.headers["Location"]
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+async def authorize(browser: Browser, **params: str) -> ClientResponse:
+    base = {"response_type": "code", "scope": "openid profile", "client_id": "wordpress",
+            "redirect_uri": WORDPRESS, "state": "st-1", "nonce": "n-1"}
+    response: ClientResponse = await browser.get(
+        "/oidc/authorize", params={**base, **params}, allow_redirects=False
+    )
+    return response
+
+
+async def log_in(browser: Browser, phone: Browser, fw: FakeWeChat, who: str = "ada") -> None:
+    scene = await new_scene(browser)
+    assert (await push(phone, scene, fw.mint(who), nickName="Ada")).status == 200
+    assert (await poll(browser, scene))[1]["status"] == "confirmed"
+
+
+async def code_for(browser: Browser, **params: str) -> dict[str, str]:
+    response = await authorize(browser, **params)
+    assert response.status == 302, await response.text()
+    found = query_of(response)
+    assert "code" in found, found
+    return found
+
+
+def basic(client_id: str, secret: str) -> dict[str, str]:
+    """client_secret_basic as RFC 6749 §2.3.1 has it: each part form-urlencoded first."""
+    pair = f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+
+
+async def exchange(client: Browser, code: str, *, auth: dict[str, str] | None = None,
+                   **form: str) -> ClientResponse:
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": WORDPRESS, **form}
+    response: ClientResponse = await client.post("/oidc/token", data=data, headers=auth)
+    return response
+
+
+def verified(id_token: str, jwks: dict[str, Any], audience: str,
+             clock: FakeClock | None = None) -> dict[str, Any]:
+    """As a relying party checks it, with another library; times against the test's clock."""
+    kid = pyjwt.get_unverified_header(id_token)["kid"]
+    jwk = next(key for key in jwks["keys"] if key["kid"] == kid)
+    claims: dict[str, Any] = pyjwt.decode(
+        id_token, pyjwt.PyJWK(jwk).key, algorithms=["RS256"], audience=audience, issuer=ISSUER,
+        options={"require": ["exp", "iat", "iss", "sub", "aud", "auth_time"],
+                 "verify_exp": False, "verify_iat": False},
+    )
+    if clock is not None:
+        now = clock.now().timestamp()
+        assert claims["iat"] <= now < claims["exp"] and claims["auth_time"] <= now
+    return claims
+
+
+async def test_discovery_names_the_issuer_byte_for_byte(idp: TestServer, browser: MakeBrowser
+                                                        ) -> None:
+    client = await browser(idp)
+    found = await (await client.get("/.well-known/openid-configuration")).json()
+    assert found["issuer"] == ISSUER
+    assert found["jwks_uri"] == f"{ISSUER}/oidc/jwks"
+    assert found["code_challenge_methods_supported"] == ["S256"]
+    assert found["authorization_response_iss_parameter_supported"] is True
+
+
+async def test_a_whole_login_through_the_scan_with_client_secret_basic(
+    idp: TestServer, browser: MakeBrowser, fw: FakeWeChat, clock: FakeClock
+) -> None:
+    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
+    anonymous = await authorize(desk)
+    assert anonymous.status == 303  # to the hosted login page, and back to this request
+    login = urlsplit(anonymous.headers["Location"])
+    assert login.path == "/login"
+    back = parse_qs(login.query)["next"][0]
+    assert back.startswith("/oidc/authorize?")
+
+    await log_in(desk, phone, fw)
+    returned = await desk.get(back, allow_redirects=False)
+    assert returned.status == 302
+    assert returned.headers["Location"].startswith(WORDPRESS + "&")  # its own query kept
+    found = query_of(returned)
+    assert found["state"] == "st-1" and found["iss"] == ISSUER
+
+    answer = await exchange(site, found["code"], auth=basic("wordpress", SECRET))
+    assert answer.status == 200 and answer.headers["Cache-Control"] == "no-store"
+    tokens = await answer.json()
+    assert tokens["token_type"] == "Bearer" and "refresh_token" not in tokens
+    jwks = await (await site.get("/oidc/jwks")).json(content_type=None)
+    claims = verified(tokens["id_token"], jwks, "wordpress", clock)
+    assert claims["azp"] == "wordpress" and claims["nonce"] == "n-1"
+    assert claims["name"] == "Ada" and claims["preferred_username"].startswith("wx_")
+    assert claims["preferred_username"].isascii()
+    assert "ada" not in claims["sub"] and len(claims["sub"]) <= 255  # opaque, not the openid
+    half = hashlib.sha256(tokens["access_token"].encode()).digest()[:16]
+    assert claims["at_hash"] == base64.urlsafe_b64encode(half).decode().rstrip("=")
+
+    for method in ("GET", "POST"):
+        info = await site.request(method, "/oidc/userinfo",
+                                  headers={"Authorization": f"Bearer {tokens['access_token']}"})
+        assert info.status == 200
+        assert (await info.json())["sub"] == claims["sub"]  # WordPress checks they are equal
+
+    # The same person again: the same sub.
+    again = await code_for(desk)
+    second = await (await exchange(site, again["code"], auth=basic("wordpress", SECRET))).json()
+    assert verified(second["id_token"], jwks, "wordpress")["sub"] == claims["sub"]
+
+
+async def test_client_secret_post_and_the_substitute_email(
+    idp: TestServer, browser: MakeBrowser, fw: FakeWeChat
+) -> None:
+    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
+    await log_in(desk, phone, fw)
+    found = await code_for(desk, scope="openid profile email")
+    answer = await exchange(site, found["code"], client_id="wordpress", client_secret=SECRET)
+    tokens = await answer.json()
+    claims = pyjwt.decode(tokens["id_token"], options={"verify_signature": False})
+    assert claims["email"] == f"{claims['sub']}@127.0.0.1.invalid"
+    assert claims["email_verified"] is False
+
+
+async def test_a_wrong_secret_is_invalid_client(
+    idp: TestServer, browser: MakeBrowser, fw: FakeWeChat
+) -> None:
+    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
+    await log_in(desk, phone, fw)
+    found = await code_for(desk)
+    refused = await exchange(site, found["code"], auth=basic("wordpress", "wrong-secret-xx"))
+    assert refused.status == 401 and refused.headers["Cache-Control"] == "no-store"
+    assert (await refused.json())["error"] == "invalid_client"
+
+
+async def test_a_code_redeemed_twice_fails_and_revokes_what_it_gave(
+    idp: TestServer, browser: MakeBrowser, fw: FakeWeChat
+) -> None:
+    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
+    await log_in(desk, phone, fw)
+    code = (await code_for(desk))["code"]
+    auth = basic("wordpress", SECRET)
+    first = await (await exchange(site, code, auth=auth)).json()
+    replay = await exchange(site, code, auth=auth)
+    assert replay.status == 400 and (await replay.json())["error"] == "invalid_grant"
+    info = await site.get("/oidc/userinfo",
+                          headers={"Authorization": f"Bearer {first['access_token']}"})
+    assert info.status == 401 and "invalid_token" in info.headers["WWW-Authenticate"]
+
+
+async def test_codes_live_a_minute(
+    idp: TestServer, browser: MakeBrowser, fw: FakeWeChat, clock: FakeClock
+) -> None:
+    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
+    await log_in(desk, phone, fw)
+    code = (await code_for(desk))["code"]
+    clock.advance(61)
+    late = await exchange(site, code, auth=basic("wordpress", SECRET))
+    assert late.status == 400 and (await late.json())["error"] == "invalid_grant"
+
+
+async def test_pkce_for_a_public_client(idp: TestServer, browser: MakeBrowser, fw: FakeWeChat
+                                        ) -> None:
+    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
+    await log_in(desk, phone, fw)
+    spa = {"client_id": "spa", "redirect_uri": SPA}
+    without = await authorize(desk, **spa)
+    assert without.status == 302 and query_of(without)["error"] == "invalid_request"
+    plain = await authorize(desk, **spa, code_challenge="x" * 43, code_challenge_method="plain")
+    assert query_of(plain)["error"] == "invalid_request"
+
+    verifier, challenge = verifier_and_challenge()
+    found = await code_for(desk, **spa, code_challenge=challenge, code_challenge_method="S256")
+    wrong = await exchange(site, found["code"], code_verifier="w" * 43, client_id="spa",
+                           redirect_uri=SPA)
+    assert wrong.status == 400 and (await wrong.json())["error"] == "invalid_grant"
+    found = await code_for(desk, **spa, code_challenge=challenge, code_challenge_method="S256")
+    right = await exchange(site, found["code"], code_verifier=verifier, client_id="spa",
+                           redirect_uri=SPA)
+    assert right.status == 200, await right.text()
+    public_secret = await exchange(site, "x", client_secret="anything", client_id="spa",
+                                   redirect_uri=SPA)
+    assert public_secret.status == 401
+
+
+async def test_a_verifier_without_a_stored_challenge_is_refused(
+    idp: TestServer, browser: MakeBrowser, fw: FakeWeChat
+) -> None:
+    """A PKCE downgrade: the attacker's request carried no challenge."""
+    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
+    await log_in(desk, phone, fw)
+    found = await code_for(desk)
+    refused = await exchange(site, found["code"], auth=basic("wordpress", SECRET),
+                             code_verifier="v" * 43)
+    assert refused.status == 400 and (await refused.json())["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize("redirect_uri", [
+    WORDPRESS + "&x=1", WORDPRESS.replace("action=", "action=x"), "https://blog.example/",
+    WORDPRESS.replace("https://blog.example", "https://blog.example.evil.example"),
+    WORDPRESS.upper(), "https://evil.example/?" + WORDPRESS,
+])
+async def test_an_unregistered_redirect_uri_gets_a_page_never_a_redirect(
+    idp: TestServer, browser: MakeBrowser, redirect_uri: str
+) -> None:
+    refused = await authorize(await browser(idp), redirect_uri=redirect_uri, prompt="none")
+    assert refused.status == 400 and "Location" not in refused.headers
+    assert refused.content_type == "text/html"
+
+
+async def test_an_unknown_client_gets_a_page(idp: TestServer, browser: MakeBrowser) -> None:
+    refused = await authorize(await browser(idp), client_id="nobody")
+    assert refused.status == 400 and "Location" not in refused.headers
+
+
+async def test_prompt_none_answers_login_required_to_the_client(
+    idp: TestServer, browser: MakeBrowser
+) -> None:
+    answer = await authorize(await browser(idp), prompt="none")
+    assert answer.status == 302
+    found = query_of(answer)
+    assert answer.headers["Location"].startswith(WORDPRESS + "&")
+    assert (found["error"], found["state"], found["iss"]) == ("login_required", "st-1", ISSUER)
+
+
+async def test_prompt_login_and_max_age_send_a_logged_in_browser_to_log_in_again(
+    idp: TestServer, browser: MakeBrowser, fw: FakeWeChat, clock: FakeClock
+) -> None:
+    desk, phone = await browser(idp), await browser(idp)
+    await log_in(desk, phone, fw)
+    for params in ({"prompt": "login"}, {"max_age": "60"}):
+        clock.advance(120)
+        again = await authorize(desk, **params)
+        assert again.status == 303, params
+        back = parse_qs(urlsplit(again.headers["Location"]).query)["next"][0]
+        assert "prompt=login" not in back
+        # Back before logging in again: still sent to log in.
+        assert (await desk.get(back, allow_redirects=False)).status == 303
+        await log_in(desk, phone, fw)
+        done = await desk.get(back, allow_redirects=False)
+        assert done.status == 302 and "code" in query_of(done)
+
+
+async def test_refresh_tokens_rotate_and_a_reused_one_revokes_its_family(
+    idp: TestServer, browser: MakeBrowser, fw: FakeWeChat
+) -> None:
+    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
+    await log_in(desk, phone, fw)
+    found = await code_for(desk, scope="openid profile offline_access")
+    auth = basic("wordpress", SECRET)
+    first = await (await exchange(site, found["code"], auth=auth)).json()
+
+    async def refresh(token: str) -> ClientResponse:
+        response: ClientResponse = await site.post(
+            "/oidc/token", data={"grant_type": "refresh_token", "refresh_token": token},
+            headers=auth)
+        return response
+
+    second = await refresh(first["refresh_token"])
+    assert second.status == 200
+    rotated = await second.json()
+    assert rotated["refresh_token"] != first["refresh_token"]
+    reused = await refresh(first["refresh_token"])  # stolen and replayed
+    assert reused.status == 400 and (await reused.json())["error"] == "invalid_grant"
+    assert (await refresh(rotated["refresh_token"])).status == 400  # the family is revoked
+    info = await site.get("/oidc/userinfo",
+                          headers={"Authorization": f"Bearer {rotated['access_token']}"})
+    assert info.status == 401
+
+
+async def test_a_disabled_user_cannot_refresh(
+    idp: TestServer, browser: MakeBrowser, fw: FakeWeChat, db: Any
+) -> None:
+    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
+    await log_in(desk, phone, fw)
+    found = await code_for(desk, scope="openid offline_access")
+    auth = basic("wordpress", SECRET)
+    tokens = await (await exchange(site, found["code"], auth=auth)).json()
+    await db.execute("UPDATE wxlogin.users SET disabled = true")
+    refused = await site.post("/oidc/token", headers=auth, data={
+        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    assert refused.status == 400 and (await refused.json())["error"] == "invalid_grant"
+    info = await site.get("/oidc/userinfo",
+                          headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert info.status == 401
+
+
+def test_the_clients_setting_is_checked() -> None:
+    from wxlogin.settings import Settings, SettingsError
+
+    good = json.dumps([{"client_id": "a", "client_secret": "s" * 16,
+                        "redirect_uris": ["https://a.example/cb?x=1"]}])
+    assert Settings.from_env({"WXLOGIN_OIDC_CLIENTS": good}).oidc_clients[0].client_id == "a"
+    for bad in ("{", "{}", '[{"client_id": "a"}]',
+                '[{"client_id": "a", "redirect_uris": ["/relative"]}]',
+                '[{"client_id": "a", "client_secret": "short", "redirect_uris": ["https://a"]}]'):
+        with pytest.raises(SettingsError, match="WXLOGIN_OIDC_CLIENTS"):
+            Settings.from_env({"WXLOGIN_OIDC_CLIENTS": bad})
+    assert replace(Settings(), oidc_clients=CLIENTS).oidc_clients[1].public
