@@ -4,11 +4,13 @@ refresh rotation, and the refusals that keep it safe."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
 import secrets
 from dataclasses import replace
+from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs, quote_plus, urlsplit
 
@@ -27,9 +29,14 @@ SECRET = "wordpress-secret-0123456789"
 # WordPress's plugin registers a redirect with a query string: it must match byte for byte.
 WORDPRESS = "https://blog.example/wp-admin/admin-ajax.php?action=openid-connect-authorize"
 SPA = "https://app.example/callback"
+NEXTCLOUD = "https://cloud.example/apps/user_oidc/code"
+ODD_SECRET = "a+b%2Fc/d=e:f-0123456789"  # Nextcloud sends it without form-urlencoding
+GRAFANA = "https://grafana.example/login/generic_oauth"
 CLIENTS = (
     OidcClient("wordpress", (WORDPRESS,), SECRET, email="substitute"),
     OidcClient("spa", (SPA,)),  # public: PKCE required
+    OidcClient("nextcloud", (NEXTCLOUD,), ODD_SECRET),
+    OidcClient("grafana", (GRAFANA,), SECRET, allowed_groups=("admin",)),
 )
 ISSUER = "http://127.0.0.1:8080"
 
@@ -343,3 +350,139 @@ def test_the_clients_setting_is_checked() -> None:
         with pytest.raises(SettingsError, match="WXLOGIN_OIDC_CLIENTS"):
             Settings.from_env({"WXLOGIN_OIDC_CLIENTS": bad})
     assert replace(Settings(), oidc_clients=CLIENTS).oidc_clients[1].public
+
+
+async def test_a_code_redeemed_by_many_at_once_gives_tokens_once_then_revokes_them(
+    idp: TestServer, browser: MakeBrowser, fw: FakeWeChat
+) -> None:
+    """An intercepted code raced against its rightful redemption: exactly one wins, and the
+    losers' replay revokes what the winner got, however the requests interleave."""
+    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
+    await log_in(desk, phone, fw)
+    code = (await code_for(desk))["code"]
+    answers = await asyncio.gather(*(
+        exchange(site, code, auth=basic("wordpress", SECRET)) for _ in range(20)
+    ))
+    assert sorted(a.status for a in answers) == [200] + [400] * 19
+    winner = await next(a for a in answers if a.status == 200).json()
+    info = await site.get("/oidc/userinfo",
+                          headers={"Authorization": f"Bearer {winner['access_token']}"})
+    assert info.status == 401
+
+
+async def test_codes_and_refresh_tokens_belong_to_their_client(
+    idp: TestServer, browser: MakeBrowser, fw: FakeWeChat
+) -> None:
+    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
+    await log_in(desk, phone, fw)
+    code = (await code_for(desk, scope="openid offline_access"))["code"]
+    stolen = await exchange(site, code, auth=basic("nextcloud", ODD_SECRET))
+    assert stolen.status == 400 and (await stolen.json())["error"] == "invalid_grant"
+    code = (await code_for(desk))["code"]
+    elsewhere = await exchange(site, code, auth=basic("wordpress", SECRET),
+                               redirect_uri=WORDPRESS + "&x=1")
+    assert elsewhere.status == 400  # redirect_uri must be the authorization request's
+    code = (await code_for(desk, scope="openid offline_access"))["code"]
+    tokens = await (await exchange(site, code, auth=basic("wordpress", SECRET))).json()
+    other = await site.post("/oidc/token", headers=basic("nextcloud", ODD_SECRET), data={
+        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    assert other.status == 400 and (await other.json())["error"] == "invalid_grant"
+    id_as_bearer = await site.get("/oidc/userinfo",
+                                  headers={"Authorization": f"Bearer {tokens['id_token']}"})
+    assert id_as_bearer.status == 401
+
+
+async def test_basic_credentials_are_read_encoded_or_raw(
+    idp: TestServer, browser: MakeBrowser, fw: FakeWeChat
+) -> None:
+    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
+    await log_in(desk, phone, fw)
+    raw = "Basic " + base64.b64encode(f"nextcloud:{ODD_SECRET}".encode()).decode()
+    for auth in (basic("nextcloud", ODD_SECRET), {"Authorization": raw}):
+        code = (await code_for(desk, client_id="nextcloud", redirect_uri=NEXTCLOUD))["code"]
+        answer = await site.post("/oidc/token", headers=auth, data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": NEXTCLOUD})
+        assert answer.status == 200, await answer.text()
+        claims = pyjwt.decode((await answer.json())["id_token"],
+                              options={"verify_signature": False})
+        assert "email" not in claims  # only for clients that asked for a substitute
+
+
+async def test_a_client_limited_to_groups_admits_nobody_while_there_are_none(
+    idp: TestServer, browser: MakeBrowser, fw: FakeWeChat
+) -> None:
+    desk, phone = await browser(idp), await browser(idp)
+    await log_in(desk, phone, fw)
+    refused = await authorize(desk, client_id="grafana", redirect_uri=GRAFANA)
+    assert refused.status == 302 and query_of(refused)["error"] == "access_denied"
+
+
+async def test_a_repeated_state_is_refused_without_echoing_either(
+    idp: TestServer, browser: MakeBrowser
+) -> None:
+    client = await browser(idp)
+    answer = await client.get("/oidc/authorize?response_type=code&scope=openid&client_id="
+                              f"spa&redirect_uri={SPA}&state=a&state=b", allow_redirects=False)
+    assert answer.status == 302
+    found = query_of(answer)
+    assert found["error"] == "invalid_request" and "state" not in found
+
+
+async def test_a_made_up_marker_does_not_skip_logging_in_again(
+    idp: TestServer, browser: MakeBrowser, fw: FakeWeChat, clock: FakeClock
+) -> None:
+    desk, phone = await browser(idp), await browser(idp)
+    await log_in(desk, phone, fw)
+    clock.advance(3600)
+    for marker in ("0", str(int(clock.now().timestamp()) - 3000), "9" * 10):
+        again = await authorize(desk, max_age="60", wxlogin_after=marker)
+        assert again.status == 303, marker
+
+
+async def test_a_lost_answer_to_a_second_login_is_delivered_again(
+    idp: TestServer, browser: MakeBrowser, fw: FakeWeChat
+) -> None:
+    """Logged in already, the person logs in again; the poll's answer (the new cookie) is
+    lost, so the browser polls again with its old session: it gets the same new session."""
+    desk, phone = await browser(idp), await browser(idp)
+    await log_in(desk, phone, fw)
+    old = next(c for c in desk.session.cookie_jar if c.key == "wxlogin").value
+    scene = await new_scene(desk)
+    assert (await push(phone, scene, fw.mint("ada"))).status == 200
+    first = await desk.get(f"/api/scenes/{scene}")
+    new = SimpleCookie(first.headers["Set-Cookie"])["wxlogin"].value
+    assert new != old
+    desk.session.cookie_jar.clear()  # the answer never arrived: the old cookie it is
+    desk.session.cookie_jar.update_cookies({"wxlogin": old}, response_url=desk.make_url("/"))
+    second = await desk.get(f"/api/scenes/{scene}")
+    assert second.status == 200
+    assert SimpleCookie(second.headers["Set-Cookie"])["wxlogin"].value == new
+    assert (await desk.get("/api/me")).status == 200
+
+
+@pytest.mark.parametrize(("where", "value"), [
+    ("authorize", {"max_age": "²"}), ("authorize", {"nonce": "\x00"}),
+    ("authorize", {"state": "\x00"}), ("authorize", {"wxlogin_after": "٣"}),
+    ("token", {"code_verifier": "é" * 50}), ("basic", {"Authorization": "Basic éé"}),
+    ("bearer", {"Authorization": "Bearer \udcff" + "a" * 40}),
+])
+async def test_malformed_input_is_refused_never_a_500(
+    idp: TestServer, browser: MakeBrowser, fw: FakeWeChat, where: str, value: dict[str, str]
+) -> None:
+    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
+    await log_in(desk, phone, fw)
+    if where == "authorize":
+        answer = await authorize(desk, **value)
+        assert answer.status in (302, 303)
+        return
+    if where == "bearer":
+        answer = await site.get("/oidc/userinfo", headers={
+            "Authorization": value["Authorization"].encode("utf-8", "surrogateescape")
+            .decode("latin-1")})
+        assert answer.status == 401
+        return
+    code = (await code_for(desk))["code"]
+    auth = value if where == "basic" else basic("wordpress", SECRET)
+    answer = await exchange(site, code, auth=auth, **(value if where == "token" else {}))
+    assert answer.status in (400, 401)
+    assert (await answer.json())["error"] in ("invalid_grant", "invalid_client")

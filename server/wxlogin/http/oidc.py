@@ -9,7 +9,6 @@ to the client with `error` and `state` (RFC 6749 §4.1.2.1).
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from html import escape
 from typing import Any
@@ -20,8 +19,9 @@ from aiohttp_session import get_session
 from multidict import MultiMapping
 
 from ..clients import OidcClient
-from ..errors import OAuthClientError, OAuthError
+from ..errors import BadInput, OAuthClientError, OAuthError
 from ..login import identity, oidc
+from ..text import storable
 from . import inputs
 from .browser import current_user
 from .keys import BASE, CLOCK, SERVICES, SETTINGS
@@ -30,13 +30,20 @@ from .keys import BASE, CLOCK, SERVICES, SETTINGS
 # published long before it signs (storage/signing.py).
 JWKS_MAX_AGE = 300
 CHALLENGE = re.compile(r"[A-Za-z0-9._~-]{43,128}")
+TOKEN = re.compile(r"[A-Za-z0-9_-]{20,128}")  # what grants.new_token makes
+SECONDS = re.compile(r"[0-9]{1,10}")
 MAX_PARAM = 512
+MAX_NEXT = 2048  # pages.safe_next's limit
 # How long a "log in again" round trip (prompt=login, max_age) may take before it is stale.
 FRESH_FOR = 900
 
 
 def issuer(request: web.Request) -> str:
     return request.app[SETTINGS].public_url.rstrip("/") + request.app[BASE]
+
+
+def printable(value: str) -> bool:
+    return value.isprintable() and storable(value)
 
 
 def clients(request: web.Request) -> dict[str, OidcClient]:
@@ -89,7 +96,8 @@ def error_page(message: str) -> web.Response:
         f"<title>Login request refused</title><h1>Login request refused</h1><p>{escape(message)}"
         " Go back to the site you came from and try again; if this persists, tell its owner.</p>"
     )
-    return web.Response(status=400, text=body, content_type="text/html")
+    return web.Response(status=400, text=body, content_type="text/html",
+                        headers={"Cache-Control": "no-store"})
 
 
 def back_to_client(redirect_uri: str, params: dict[str, str]) -> web.HTTPFound:
@@ -122,7 +130,15 @@ async def authorize(request: web.Request) -> web.StreamResponse:
     try:
         state = one("state")
     except ValueError:
-        state = None
+        raise back_to_client(redirect_uri, {
+            "error": "invalid_request", "error_description": "state is given more than once.",
+            "iss": iss,
+        }) from None
+    if state is not None and not printable(state):
+        raise back_to_client(redirect_uri, {
+            "error": "invalid_request", "error_description": "state holds control characters.",
+            "iss": iss,
+        })
 
     def fail(error: str, description: str) -> web.HTTPFound:
         params = {"error": error, "error_description": description, "iss": iss}
@@ -134,16 +150,23 @@ async def authorize(request: web.Request) -> web.StreamResponse:
         response_type, scope, nonce = one("response_type"), one("scope"), one("nonce")
         challenge, method = one("code_challenge"), one("code_challenge_method")
         prompt, max_age_text, after_text = one("prompt"), one("max_age"), one("wxlogin_after")
+        response_mode = one("response_mode")
     except ValueError as repeated:
-        raise fail("invalid_request", f"`{repeated}` is given more than once.") from None
+        raise fail("invalid_request", f"{repeated} is given more than once.") from None
+    if "request" in query:
+        raise fail("request_not_supported", "Request objects are not supported.")
+    if "request_uri" in query:
+        raise fail("request_uri_not_supported", "request_uri is not supported.")
+    if response_mode not in (None, "query"):
+        raise fail("invalid_request", "Only response_mode=query is supported.")
     if response_type != "code":
         raise fail("unsupported_response_type", "Only response_type=code is supported.")
     scopes = list(dict.fromkeys((scope or "").split()))
     if "openid" not in scopes:
         raise fail("invalid_scope", "The scope must include openid.")
     scopes = [s for s in scopes if s in oidc.SCOPES]
-    if nonce is not None and len(nonce) > MAX_PARAM:
-        raise fail("invalid_request", "The nonce is too long.")
+    if nonce is not None and (len(nonce) > MAX_PARAM or not printable(nonce)):
+        raise fail("invalid_request", "The nonce is too long or holds control characters.")
     if challenge is not None and (method != "S256" or not CHALLENGE.fullmatch(challenge)):
         raise fail("invalid_request", "PKCE needs a code_challenge, code_challenge_method=S256.")
     if challenge is None and (method is not None or client.public):
@@ -153,7 +176,7 @@ async def authorize(request: web.Request) -> web.StreamResponse:
         raise fail("invalid_request", "prompt=none cannot be combined with other values.")
     max_age = None
     if max_age_text is not None:
-        if not max_age_text.isdigit() or len(max_age_text) > 9:
+        if not SECONDS.fullmatch(max_age_text):
             raise fail("invalid_request", "max_age must be a whole number of seconds.")
         max_age = int(max_age_text)
 
@@ -171,7 +194,7 @@ async def authorize(request: web.Request) -> web.StreamResponse:
     # by hand can only stand for "logged in within FRESH_FOR"; relying parties that care check
     # auth_time in the ID token themselves.)
     if after_text is not None:
-        after = int(after_text) if after_text.isdigit() and len(after_text) < 12 else 0
+        after = int(after_text) if SECONDS.fullmatch(after_text) else 0
         stale = authenticated is None or not (
             now.timestamp() - FRESH_FOR <= after <= authenticated.timestamp() + 1
         )
@@ -186,7 +209,13 @@ async def authorize(request: web.Request) -> web.StreamResponse:
         if "login" in prompts or user is not None:
             again.append(("wxlogin_after", str(int(now.timestamp()))))
         back = f"{request.app[BASE]}/oidc/authorize?{urlencode(again)}"
+        if len(back) > MAX_NEXT:  # the login page would not bring the browser back
+            raise fail("invalid_request", "The authorization request is too long.")
         raise web.HTTPSeeOther(f"{request.app[BASE]}/login?" + urlencode({"next": back}))
+    if client.allowed_groups:
+        # Groups are not kept yet: nobody is a member, so such a client admits nobody (rather
+        # than everybody).
+        raise fail("access_denied", "This site admits only members of certain groups.")
     code = await oidc.grant_code(
         services.pool, now, client=client, redirect_uri=redirect_uri, user_id=user.id,
         scopes=scopes, nonce=nonce, code_challenge=challenge, authenticated=authenticated,
@@ -203,17 +232,21 @@ def authenticate(request: web.Request, form: dict[str, str]) -> OidcClient:
     basic = None
     if header[:6].lower() == "basic ":
         try:
-            decoded = base64.b64decode(header[6:], validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
+            decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
+        except ValueError:  # binascii.Error, UnicodeDecodeError, non-ASCII text
             decoded = ""
         if ":" not in decoded:
             raise refused_client("The Basic credentials cannot be read.")
-        raw_id, raw_secret = decoded.split(":", 1)
-        basic = unquote_plus(raw_id), unquote_plus(raw_secret)  # RFC 6749 §2.3.1
+        basic = decoded.split(":", 1)
     if basic is not None and "client_secret" in form:
         raise OAuthError("invalid_request", "Authenticate the client one way, not two.")
-    client_id, secret = basic if basic is not None else (
-        form.get("client_id", ""), form.get("client_secret")
+    # RFC 6749 §2.3.1 form-urlencodes both parts first; some clients (Nextcloud) do not.
+    offered = (
+        [(unquote_plus(basic[0]), unquote_plus(basic[1])), (basic[0], basic[1])]
+        if basic is not None else [(form.get("client_id", ""), form.get("client_secret"))]
+    )
+    client_id, secret = next(
+        ((i, s) for i, s in offered if i in clients(request)), offered[0]
     )
     if basic is not None and form.get("client_id", client_id) != client_id:
         raise OAuthError("invalid_request", "client_id differs from the Basic credentials.")
@@ -224,7 +257,8 @@ def authenticate(request: web.Request, form: dict[str, str]) -> OidcClient:
         if secret:
             raise refused_client("This client is public: it has no secret.")
         return client
-    if not secret or not client.secret_matches(secret):
+    secrets = {s for i, s in offered if i == client_id and s} if basic else {secret or ""}
+    if not any(client.secret_matches(candidate) for candidate in secrets if candidate):
         raise refused_client("The client's credentials are wrong.")
     return client
 
@@ -237,12 +271,17 @@ def refused_client(message: str) -> OAuthClientError:
 async def token(request: web.Request) -> web.Response:
     if request.content_type != "application/x-www-form-urlencoded":
         raise OAuthError("invalid_request", "Send the token request as a form.")
-    raw = await inputs.form(request)
+    try:
+        raw = await inputs.form(request)
+    except BadInput:
+        raise OAuthError("invalid_request", "The form cannot be read.") from None
     form: dict[str, str] = {}
     for name in raw:
         values = raw.getall(name)
-        if len(values) > 1 or not isinstance(values[0], str) or len(values[0]) > 4096:
-            raise OAuthError("invalid_request", f"`{name}` must be given once, as text.")
+        if len(values) > 1 or not isinstance(values[0], str) or len(values[0]) > 4096 or (
+            not storable(values[0])
+        ):
+            raise OAuthError("invalid_request", f"{name} must be given once, as text.")
         form[name] = values[0]
     client = authenticate(request, form)
     services, now = request.app[SERVICES], request.app[CLOCK].now()
@@ -251,6 +290,8 @@ async def token(request: web.Request) -> web.Response:
         code = form.get("code")
         if not code:
             raise OAuthError("invalid_request", "The code is missing.")
+        if not TOKEN.fullmatch(code):
+            raise oidc.invalid_grant("This code is unknown or expired.")
         answer = await oidc.exchange_code(
             services.pool, now, issuer(request), client, code=code,
             redirect_uri=form.get("redirect_uri"), verifier=form.get("code_verifier"),
@@ -259,6 +300,8 @@ async def token(request: web.Request) -> web.Response:
         refresh = form.get("refresh_token")
         if not refresh:
             raise OAuthError("invalid_request", "The refresh_token is missing.")
+        if not TOKEN.fullmatch(refresh):
+            raise oidc.invalid_grant("This refresh token is unknown, expired or revoked.")
         answer = await oidc.refresh(services.pool, now, issuer(request), client, refresh)
     else:
         raise OAuthError("unsupported_grant_type",
@@ -272,10 +315,15 @@ async def userinfo(request: web.Request) -> web.Response:
     if not bearer and request.method == "POST" and (
         request.content_type == "application/x-www-form-urlencoded"
     ):
-        value = (await inputs.form(request)).get("access_token")
+        try:
+            value = (await inputs.form(request)).get("access_token")
+        except BadInput:
+            value = None
         bearer = value if isinstance(value, str) else ""
-    if not bearer or len(bearer) > 512:
-        raise oidc.bearer_refused("Send the access token as `Authorization: Bearer …`.")
+    if not bearer:
+        raise oidc.bearer_refused("Send the access token as Authorization: Bearer.", sent=False)
+    if not TOKEN.fullmatch(bearer):
+        raise oidc.bearer_refused("The access token is unknown, expired or revoked.")
     services = request.app[SERVICES]
     claims = await oidc.userinfo(
         services.pool, request.app[CLOCK].now(), issuer(request), clients(request), bearer

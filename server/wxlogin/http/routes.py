@@ -26,9 +26,9 @@ def routes(*, sandbox: bool) -> list[web.AbstractRouteDef]:
         web.get("/metrics", ops.metrics),
         web.get("/.well-known/openid-configuration", oidc.discovery),
         web.get("/oidc/jwks", oidc.jwks),
-        web.get("/oidc/authorize", oidc.authorize),
+        web.get("/oidc/authorize", oidc.authorize, allow_head=False),
         web.post("/oidc/authorize", oidc.authorize),
         web.post("/oidc/token", oidc.token),
-        web.get("/oidc/userinfo", oidc.userinfo),
+        web.get("/oidc/userinfo", oidc.userinfo, allow_head=False),
         web.post("/oidc/userinfo", oidc.userinfo),
     ]

@@ -54,12 +54,15 @@ def profile_claims(
     """What `profile` (and `email` for clients that need a made-up one) say of a user."""
     claims: dict[str, Any] = {"sub": sub}
     if "profile" in scopes:
-        claims["name"] = user.nickname or ""
-        claims["preferred_username"] = f"wx_{sub[:12]}"
+        handle = f"wx_{sub[:12]}"
+        claims["name"] = user.nickname or handle  # a relying party shows it: never empty
+        claims["preferred_username"] = handle
         if user.avatar_url:
             claims["picture"] = user.avatar_url
     if "email" in scopes and email == "substitute":
-        host = urlsplit(issuer).hostname or "localhost"
+        host = urlsplit(issuer).hostname or ""
+        if not host or ":" in host:  # an IPv6 literal makes no domain
+            host = "localhost"
         claims["email"] = f"{sub}@{host}.invalid"
         claims["email_verified"] = False
     return claims

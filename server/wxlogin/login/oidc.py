@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -58,32 +60,57 @@ def invalid_grant(message: str) -> OAuthError:
     return OAuthError("invalid_grant", message)
 
 
+VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 §4.1
+
+
+def pkce_problem(client: OidcClient, challenge: str | None, verifier: str | None) -> str | None:
+    if challenge is not None:
+        if verifier is None or not VERIFIER.fullmatch(verifier):
+            return "code_verifier is missing or malformed."
+        if not hmac.compare_digest(s256(verifier), challenge):
+            return "code_verifier does not match the code_challenge."
+        return None
+    if verifier is not None:  # a downgrade: the authorization request had no challenge
+        return "code_verifier was sent, but the request had no code_challenge."
+    if client.public:
+        return "A public client's code must come with PKCE."
+    return None
+
+
 async def exchange_code(
     pool: asyncpg.Pool, now: datetime, issuer: str, client: OidcClient, *, code: str,
     redirect_uri: str | None, verifier: str | None,
 ) -> dict[str, Any]:
     """Tokens for an authorization code, once. The code is spent by the first attempt whatever
-    it brings; presented again, it revokes every token that first attempt issued."""
+    it brings; presented again, it revokes every token that attempt issued. Spending, checking
+    and storing the tokens are one transaction, so a replay racing the first attempt waits for
+    it (on the code's row) and then revokes what it stored."""
     async with acquire(pool) as conn:
-        found = await grants.redeem_code(conn, code, now)
-        if found is None:
-            if await grants.code_was_redeemed(conn, code):
-                await grants.revoke_grant(conn, code, now)
-                raise invalid_grant("This code was already used; its tokens are revoked.")
-            raise invalid_grant("This code is unknown or expired.")
-        if found.client_id != client.client_id:
-            raise invalid_grant("This code was issued to another client.")
-        if redirect_uri != found.redirect_uri:
-            raise invalid_grant("redirect_uri is not the one the code was issued for.")
-        if found.code_challenge is not None:
-            if verifier is None or not hmac.compare_digest(s256(verifier), found.code_challenge):
-                raise invalid_grant("code_verifier does not match the code_challenge.")
-        elif verifier is not None:  # a downgrade: the request had no challenge
-            raise invalid_grant("code_verifier was sent, but the request had no code_challenge.")
-        return await issue(
-            conn, now, issuer, client, user_id=found.user_id, scopes=found.scope.split(),
-            nonce=found.nonce, authenticated=found.auth_time, grant_hash=grants.digest(code),
-        )
+        async with conn.transaction():  # commits a revocation or a spent code before refusing
+            found = await grants.redeem_code(conn, code, now)
+            issued: Issued | None = None
+            problem: str | None
+            if found is None:
+                replayed = await grants.code_was_redeemed(conn, code)
+                # Also for a code the sweeper has removed: its tokens may still live.
+                revoked = await grants.revoke_family(conn, grants.digest(code), now)
+                problem = ("This code was already used; its tokens are revoked."
+                           if replayed or revoked else "This code is unknown or expired.")
+            elif found.client_id != client.client_id:
+                problem = "This code was issued to another client."
+            elif redirect_uri != found.redirect_uri:
+                problem = "redirect_uri is not the one the code was issued for."
+            else:
+                problem = pkce_problem(client, found.code_challenge, verifier)
+                if problem is None:
+                    issued = await store_tokens(
+                        conn, now, client, user_id=found.user_id, scopes=found.scope.split(),
+                        authenticated=found.auth_time, grant_hash=grants.digest(code),
+                    )
+                    problem = "This account cannot log in." if issued is None else None
+        if found is None or issued is None:
+            raise invalid_grant(problem or "This code cannot be used.")
+        return await finish(conn, now, issuer, client, issued, nonce=found.nonce)
 
 
 async def refresh(
@@ -92,65 +119,89 @@ async def refresh(
     """New tokens for a refresh token, which is then spent; a spent one presented again
     revokes its whole family (everything issued from the same code)."""
     async with acquire(pool) as conn:
-        used = await grants.spend_refresh(conn, token, now)
-        if used is None:
-            family = await grants.family_of(conn, token)
-            if family is not None:
-                await grants.revoke_family(conn, family, now)
-                raise invalid_grant("This refresh token was already used; its family is revoked.")
-            raise invalid_grant("This refresh token is unknown, expired or revoked.")
-        if used.client_id != client.client_id:
-            raise invalid_grant("This refresh token was issued to another client.")
-        return await issue(
-            conn, now, issuer, client, user_id=used.user_id, scopes=used.scope.split(),
-            nonce=None, authenticated=used.auth_time, grant_hash=used.grant_hash,
-        )
+        async with conn.transaction():
+            used = await grants.spend_refresh(conn, token, now)
+            issued = None
+            if used is None:
+                family = await grants.family_of(conn, token)
+                if family is not None:
+                    await grants.revoke_family(conn, family, now)
+                problem = ("This refresh token was already used; its family is revoked."
+                           if family is not None else
+                           "This refresh token is unknown, expired or revoked.")
+            elif used.client_id != client.client_id:
+                problem = "This refresh token was issued to another client."
+            else:
+                problem = "This account cannot log in."
+                issued = await store_tokens(
+                    conn, now, client, user_id=used.user_id, scopes=used.scope.split(),
+                    authenticated=used.auth_time, grant_hash=used.grant_hash,
+                )
+        if issued is None:
+            raise invalid_grant(problem)
+        return await finish(conn, now, issuer, client, issued, nonce=None)
 
 
-async def issue(
-    conn: Conn, now: datetime, issuer: str, client: OidcClient, *, user_id: int,
-    scopes: list[str], nonce: str | None, authenticated: datetime, grant_hash: bytes,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Issued:
+    user: queries.User
+    sub: str
+    scopes: list[str]
+    authenticated: datetime
+    answer: dict[str, Any]
+
+
+async def store_tokens(
+    conn: Conn, now: datetime, client: OidcClient, *, user_id: int, scopes: list[str],
+    authenticated: datetime, grant_hash: bytes,
+) -> Issued | None:
+    """An access token (and a refresh token for offline_access), stored; None for a user who
+    may not log in (gone or disabled)."""
     user = await queries.get_user(conn, user_id)
     if user is None or user.disabled:
-        raise invalid_grant("This account cannot log in.")
-    access = grants.new_token()
+        return None
     answer: dict[str, Any] = {
-        "access_token": access, "token_type": "Bearer",
-        "expires_in": int(ACCESS_LIFETIME.total_seconds()), "scope": " ".join(scopes),
+        "token_type": "Bearer", "expires_in": int(ACCESS_LIFETIME.total_seconds()),
+        "scope": " ".join(scopes),
     }
-    async with conn.transaction():
-        for kind, token, lifetime in (
-            ("access", access, ACCESS_LIFETIME),
-            *([("refresh", grants.new_token(), REFRESH_LIFETIME)]
-              if "offline_access" in scopes else []),
-        ):
-            await grants.put_token(
-                conn, token, kind=kind, grant_hash=grant_hash, client_id=client.client_id,
-                user_id=user.id, scope=" ".join(scopes), auth_time=authenticated, now=now,
-                expires_at=now + lifetime,
-            )
-            if kind == "refresh":
-                answer["refresh_token"] = token
-        sub = await grants.subject(conn, user.id)
+    kinds = [("access_token", "access", ACCESS_LIFETIME)]
+    if "offline_access" in scopes:
+        kinds.append(("refresh_token", "refresh", REFRESH_LIFETIME))
+    for field, kind, lifetime in kinds:
+        answer[field] = grants.new_token()
+        await grants.put_token(
+            conn, answer[field], kind=kind, grant_hash=grant_hash, client_id=client.client_id,
+            user_id=user.id, scope=" ".join(scopes), auth_time=authenticated, now=now,
+            expires_at=now + lifetime,
+        )
+    sub = await grants.subject(conn, user.id)
+    return Issued(user, sub, scopes, authenticated, answer)
+
+
+async def finish(
+    conn: Conn, now: datetime, issuer: str, client: OidcClient, issued: Issued, *,
+    nonce: str | None,
+) -> dict[str, Any]:
+    """The token answer with its ID token (signed once the tokens are stored)."""
     claims = {
         "iss": issuer, "aud": client.client_id, "azp": client.client_id,
         "exp": int((now + ID_TOKEN_LIFETIME).timestamp()), "iat": int(now.timestamp()),
-        "auth_time": int(authenticated.timestamp()), "at_hash": identity.left_hash(access),
-        **identity.profile_claims(user, sub, set(scopes), client.email, issuer),
+        "auth_time": int(issued.authenticated.timestamp()),
+        "at_hash": identity.left_hash(issued.answer["access_token"]),
+        **identity.profile_claims(issued.user, issued.sub, set(issued.scopes), client.email,
+                                  issuer),
     }
     if nonce is not None:
         claims["nonce"] = nonce
-    answer["id_token"] = await identity.sign(conn, claims, now)
-    return answer
+    return {**issued.answer, "id_token": await identity.sign(conn, claims, now)}
 
 
-def bearer_refused(message: str) -> OAuthClientError:
-    return OAuthClientError(
-        "invalid_token", message,
-        headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description='
-                                     f'"{message}"'},
-    )
+def bearer_refused(message: str, *, sent: bool = True) -> OAuthClientError:
+    """RFC 6750 §3: `error` only when a token was sent; the header's text is plain ASCII."""
+    challenge = 'Bearer realm="wxlogin"'
+    if sent:
+        challenge += ', error="invalid_token"'
+    return OAuthClientError("invalid_token", message, headers={"WWW-Authenticate": challenge})
 
 
 async def userinfo(

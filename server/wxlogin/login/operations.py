@@ -233,14 +233,8 @@ async def log_in(
     one; and a lost answer delivered again."""
     storage, now = login.storage, login.clock.now()
     async with acquire(login.pool) as conn:
-        if found.login_nonce is not None and (
-            found.user_id is not None and session_user == found.user_id
-        ):
-            user = await queries.get_user(conn, found.user_id)  # another tab got here first
-            if user is not None and not user.disabled:
-                return LoggedIn(user)
-        # A browser logged in already (as this person or another) still goes through the gate:
-        # a new login is a new session, and its time is the login's (OIDC's auth_time).
+        # A browser logged in already (as this person or another) goes through the gate too: a
+        # new login is a new session, and its time is the login's (OIDC's auth_time).
         async with conn.transaction():
             nonce = secrets.token_bytes(16)
             opened = await scenes.open_login_gate(conn, found.scene, owner, nonce, now)

@@ -25,6 +25,11 @@ def new_token() -> str:
 
 async def subject(conn: Conn, user_id: int) -> str:
     """The user's OIDC `sub`: random, opaque and stable; made on first need."""
+    kept: str | None = await conn.fetchval(
+        "SELECT oidc_sub FROM wxlogin.users WHERE id = $1", user_id
+    )
+    if kept is not None:
+        return kept
     made = base64.b32encode(secrets.token_bytes(15)).decode().lower()
     sub: str = await conn.fetchval(
         "UPDATE wxlogin.users SET oidc_sub = COALESCE(oidc_sub, $2) WHERE id = $1"
@@ -76,11 +81,6 @@ async def redeem_code(conn: Conn, code: str, now: datetime) -> Code | None:
         digest(code), now,
     )
     return None if row is None else Code(**dict(row))
-
-
-async def revoke_grant(conn: Conn, code: str, now: datetime) -> None:
-    """Revoke every token issued from `code` (when it is presented again)."""
-    await revoke_family(conn, digest(code), now)
 
 
 async def code_was_redeemed(conn: Conn, code: str) -> bool:
@@ -151,9 +151,11 @@ async def family_of(conn: Conn, token: str) -> bytes | None:
     return family
 
 
-async def revoke_family(conn: Conn, grant_hash: bytes, now: datetime) -> None:
-    await conn.execute(
+async def revoke_family(conn: Conn, grant_hash: bytes, now: datetime) -> int:
+    """Revoke every live token issued from one code (and its refreshes); returns how many."""
+    revoked = await conn.fetch(
         "UPDATE wxlogin.oidc_tokens SET revoked_at = $2 WHERE grant_hash = $1"
-        " AND revoked_at IS NULL",
+        " AND revoked_at IS NULL RETURNING 1",
         grant_hash, now,
     )
+    return len(revoked)

@@ -13,6 +13,7 @@ current and one next exist per algorithm), so every process and machine signs wi
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -75,7 +76,7 @@ def _key(row: asyncpg.Record) -> SigningKey:
 
 
 async def _insert(conn: Conn, alg: str, state: str, now: datetime) -> None:
-    jwk = generate(alg)
+    jwk = await asyncio.to_thread(generate, alg)  # an RSA key takes ~50 ms: not on the loop
     await conn.execute(
         f"INSERT INTO wxlogin.signing_keys (kid, alg, private_jwk, state, created_at,"
         f" signing_since) VALUES ($1, $2, $3, $4, $5, $6)"
