@@ -33,7 +33,8 @@ NEXTCLOUD = "https://cloud.example/apps/user_oidc/code"
 ODD_SECRET = "a+b%2Fc/d=e:f-0123456789"  # Nextcloud sends it without form-urlencoding
 GRAFANA = "https://grafana.example/login/generic_oauth"
 CLIENTS = (
-    OidcClient("wordpress", (WORDPRESS,), SECRET, email="substitute"),
+    OidcClient("wordpress", (WORDPRESS,), SECRET, email="substitute",
+               post_logout_redirect_uris=("https://blog.example/",)),
     OidcClient("spa", (SPA,)),  # public: PKCE required
     OidcClient("nextcloud", (NEXTCLOUD,), ODD_SECRET),
     OidcClient("grafana", (GRAFANA,), SECRET, allowed_groups=("admin",)),
@@ -486,3 +487,85 @@ async def test_malformed_input_is_refused_never_a_500(
     answer = await exchange(site, code, auth=auth, **(value if where == "token" else {}))
     assert answer.status in (400, 401)
     assert (await answer.json())["error"] in ("invalid_grant", "invalid_client")
+
+
+async def id_token_for(desk: Browser, site: Browser) -> str:
+    code = (await code_for(desk))["code"]
+    tokens = await (await exchange(site, code, auth=basic("wordpress", SECRET))).json()
+    token: str = tokens["id_token"]
+    return token
+
+
+async def test_logout_with_an_id_token_hint_ends_the_session_and_goes_back(
+    idp: TestServer, browser: MakeBrowser, fw: FakeWeChat
+) -> None:
+    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
+    await log_in(desk, phone, fw)
+    hint = await id_token_for(desk, site)
+    unregistered = await desk.get("/oidc/logout", allow_redirects=False, params={
+        "id_token_hint": hint, "post_logout_redirect_uri": "https://evil.example/"})
+    assert unregistered.status == 400 and "Location" not in unregistered.headers
+    assert (await desk.get("/api/me")).status == 200  # refused: nothing ended
+    answer = await desk.get("/oidc/logout", allow_redirects=False, params={
+        "id_token_hint": hint, "post_logout_redirect_uri": "https://blog.example/",
+        "state": "bye"})
+    assert answer.status == 302
+    assert answer.headers["Location"] == "https://blog.example/?state=bye"
+    assert (await desk.get("/api/me")).status == 401
+
+
+async def test_logout_without_a_hint_asks_first_and_another_site_cannot_force_it(
+    idp: TestServer, browser: MakeBrowser, fw: FakeWeChat
+) -> None:
+    desk, phone = await browser(idp), await browser(idp)
+    await log_in(desk, phone, fw)
+    asked = await desk.get("/oidc/logout", params={"client_id": "wordpress", "ui_locales": "en"})
+    assert asked.status == 200 and 'name="confirm" value="yes"' in await asked.text()
+    assert (await desk.get("/api/me")).status == 200  # a link alone logs nobody out
+    forged = await desk.post("/oidc/logout", data={"confirm": "yes"},
+                             headers={"Origin": "https://evil.example"})
+    assert forged.status == 403 and (await desk.get("/api/me")).status == 200
+    done = await desk.post("/oidc/logout", data={"confirm": "yes", "client_id": "wordpress"},
+                           headers={"Origin": ISSUER})
+    assert done.status == 200 and (await desk.get("/api/me")).status == 401
+
+
+async def test_a_forged_hint_does_not_log_out_without_asking(
+    idp: TestServer, browser: MakeBrowser, fw: FakeWeChat
+) -> None:
+    desk, phone = await browser(idp), await browser(idp)
+    await log_in(desk, phone, fw)
+    header = base64.urlsafe_b64encode(b'{"alg":"none"}').decode().rstrip("=")
+    claims = base64.urlsafe_b64encode(json.dumps({"iss": ISSUER, "sub": "x"}).encode())
+    forged = f"{header}.{claims.decode().rstrip('=')}."
+    asked = await desk.get("/oidc/logout", params={"id_token_hint": forged})
+    assert asked.status == 200 and 'name="confirm"' in await asked.text()
+    assert (await desk.get("/api/me")).status == 200
+
+
+async def test_ui_locales_choose_the_login_pages_language(
+    idp: TestServer, browser: MakeBrowser
+) -> None:
+    answer = await authorize(await browser(idp), ui_locales="zh-CN en")
+    assert answer.status == 303
+    assert parse_qs(urlsplit(answer.headers["Location"]).query)["lang"] == ["zh"]
+
+
+async def test_cors_only_for_public_clients_origins_and_only_where_they_need_it(
+    idp: TestServer, browser: MakeBrowser
+) -> None:
+    client = await browser(idp)
+    spa, other = "https://app.example", "https://blog.example"  # blog's client is confidential
+    preflight = await client.options("/oidc/token", headers={
+        "Origin": spa, "Access-Control-Request-Method": "POST"})
+    assert preflight.status == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == spa
+    for path in ("/oidc/jwks", "/.well-known/openid-configuration"):
+        found = await client.get(path, headers={"Origin": spa})
+        assert found.headers["Access-Control-Allow-Origin"] == spa
+        assert "Access-Control-Allow-Origin" not in (
+            await client.get(path, headers={"Origin": other})).headers
+    refused = await client.get("/oidc/userinfo", headers={"Origin": spa})
+    assert refused.status == 401 and refused.headers["Access-Control-Allow-Origin"] == spa
+    page = await client.get("/oidc/authorize", headers={"Origin": spa}, allow_redirects=False)
+    assert "Access-Control-Allow-Origin" not in page.headers

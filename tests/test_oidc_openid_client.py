@@ -1,8 +1,9 @@
 """An independent, strict relying party against the provider: panva's openid-client (npm,
 OpenID-certified) does discovery, PKCE + nonce + state, the code grant (checking the ID token's
 signature through the JWKS, `iss`, `aud`, `exp`, `iat`, `nonce`, and the `iss` response
-parameter), userinfo, refresh, and refuses a spent refresh token. A browser logs in through the
-scan in between. ./scripts/test installs its npm package (tests/rp/package-lock.json)."""
+parameter), userinfo, refresh, refuses a spent refresh token, and builds the logout URL. A
+browser logs in through the scan in between, and logs out through that URL. ./scripts/test
+installs the npm package (tests/rp/package-lock.json)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from wxlogin.clock import FakeClock
 
 RP = Path(__file__).parent / "rp"
 REDIRECT = "https://rp.example/cb"
+AFTER_LOGOUT = "https://rp.example/bye"
 SECRET = "openid-client-secret-0123456789"
 
 
@@ -46,12 +48,14 @@ async def test_openid_client_logs_in_through_the_scan(
     make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat, tmp_path: Path
 ) -> None:
     server = await make_server(listen=True, oidc_clients=(
-        OidcClient("openid-client", (REDIRECT,), SECRET),
+        OidcClient("openid-client", (REDIRECT,), SECRET,
+                   post_logout_redirect_uris=(AFTER_LOGOUT,)),
     ))
     issuer = str(server.make_url("")).rstrip("/")
     state = tmp_path / "rp.json"
     state.write_text(json.dumps({"issuer": issuer, "client_id": "openid-client",
-                                 "client_secret": SECRET, "redirect_uri": REDIRECT}))
+                                 "client_secret": SECRET, "redirect_uri": REDIRECT,
+                                 "post_logout_redirect_uri": AFTER_LOGOUT}))
     url = await node("start", str(state))
     assert url.startswith(f"{issuer}/oidc/authorize?")
 
@@ -74,3 +78,10 @@ async def test_openid_client_logs_in_through_the_scan(
     assert result["token_type"].lower() == "bearer"
     assert "offline_access" in result["scope"]
     assert result["reuse"] == "invalid_grant"
+
+    # RP-initiated logout, through the URL the relying party builds from discovery.
+    logout = result["logout"]
+    assert logout.startswith(f"{issuer}/oidc/logout?")
+    left = await desk.get(logout.removeprefix(issuer), allow_redirects=False)
+    assert left.status == 302 and left.headers["Location"] == f"{AFTER_LOGOUT}?state=bye"
+    assert (await desk.get("/api/me")).status == 401

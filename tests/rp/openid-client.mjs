@@ -1,7 +1,8 @@
 // panva's openid-client (OpenID-certified, strict) as a relying party of wxlogin, in two steps
 // so that the test in between can take a browser through the scan:
 //   node openid-client.mjs start FILE            prints the authorization URL (PKCE, nonce, state)
-//   node openid-client.mjs finish FILE CALLBACK  code grant, userinfo, refresh; prints JSON
+//   node openid-client.mjs finish FILE CALLBACK  code grant, userinfo, refresh, the logout
+//                                                URL; prints JSON
 // FILE holds {issuer, client_id, client_secret, redirect_uri}; `start` adds what `finish` needs.
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as client from 'openid-client';
@@ -43,9 +44,14 @@ if (step === 'start') {
   } catch (error) {
     reuse = error.error ?? error.code ?? String(error);
   }
+  const logout = client.buildEndSessionUrl(config, {
+    id_token_hint: tokens.id_token,
+    post_logout_redirect_uri: saved.post_logout_redirect_uri,
+    state: 'bye',
+  });
   console.log(JSON.stringify({
     claims, userinfo, refreshed: refreshed.claims(), reuse,
-    scope: tokens.scope, token_type: tokens.token_type,
+    scope: tokens.scope, token_type: tokens.token_type, logout: logout.href,
   }));
 } else {
   throw new Error(`unknown step ${step}`);

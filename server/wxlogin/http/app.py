@@ -31,6 +31,7 @@ from ..wechat.sandbox import SandboxState, SandboxWeChat
 from .keys import BASE, CLOCK, MAX_BODY, METRICS, SERVICES, SETTINGS, Services
 from .limits import Buckets, Concurrency, Limits, Rate
 from .middleware import body_limit, observe, security_headers, sessions
+from .oidc import cors
 from .routes import routes
 
 log = logging.getLogger("wxlogin")
@@ -67,7 +68,7 @@ def create_app(
 
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[observe, security_headers, error_middleware, body_limit, sessions],
+        middlewares=[observe, security_headers, cors, error_middleware, body_limit, sessions],
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock

@@ -12,12 +12,14 @@ import base64
 import re
 from html import escape
 from typing import Any
-from urllib.parse import unquote_plus, urlencode
+from urllib.parse import unquote_plus, urlencode, urlsplit
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from aiohttp_session import get_session
 from multidict import MultiMapping
 
+from .. import i18n
 from ..clients import OidcClient
 from ..errors import BadInput, OAuthClientError, OAuthError
 from ..login import identity, oidc
@@ -25,6 +27,8 @@ from ..text import storable
 from . import inputs
 from .browser import current_user
 from .keys import BASE, CLOCK, SERVICES, SETTINGS
+from .origin import check_origin
+from .pages import render
 
 # Short: a relying party that meets an unknown `kid` fetches again anyway, and the next key is
 # published long before it signs (storage/signing.py).
@@ -40,6 +44,17 @@ FRESH_FOR = 900
 
 def issuer(request: web.Request) -> str:
     return request.app[SETTINGS].public_url.rstrip("/") + request.app[BASE]
+
+
+def page_language(ui_locales: object) -> str | None:
+    """The hosted page's language for OIDC's `ui_locales` (the first one it speaks)."""
+    if not isinstance(ui_locales, str):
+        return None
+    for tag in ui_locales.split()[:10]:
+        primary = tag.split("-")[0].lower()
+        if primary in ("zh", "en"):
+            return primary
+    return None
 
 
 def printable(value: str) -> bool:
@@ -58,6 +73,7 @@ async def discovery(request: web.Request) -> web.Response:
         "token_endpoint": f"{iss}/oidc/token",
         "userinfo_endpoint": f"{iss}/oidc/userinfo",
         "jwks_uri": f"{iss}/oidc/jwks",
+        "end_session_endpoint": f"{iss}/oidc/logout",
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
@@ -73,6 +89,7 @@ async def discovery(request: web.Request) -> web.Response:
         ],
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login"],
+        "ui_locales_supported": ["zh-CN", "en"],
         "authorization_response_iss_parameter_supported": True,
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
@@ -211,7 +228,11 @@ async def authorize(request: web.Request) -> web.StreamResponse:
         back = f"{request.app[BASE]}/oidc/authorize?{urlencode(again)}"
         if len(back) > MAX_NEXT:  # the login page would not bring the browser back
             raise fail("invalid_request", "The authorization request is too long.")
-        raise web.HTTPSeeOther(f"{request.app[BASE]}/login?" + urlencode({"next": back}))
+        login_query = {"next": back}
+        lang = page_language(query.get("ui_locales"))
+        if lang is not None:
+            login_query["lang"] = lang
+        raise web.HTTPSeeOther(f"{request.app[BASE]}/login?" + urlencode(login_query))
     if client.allowed_groups:
         # Groups are not kept yet: nobody is a member, so such a client admits nobody (rather
         # than everybody).
@@ -330,3 +351,99 @@ async def userinfo(request: web.Request) -> web.Response:
     )
     return web.json_response(claims, headers={"Cache-Control": "no-store"})
 
+
+
+async def end_session(request: web.Request) -> web.StreamResponse:
+    """RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0). With an `id_token_hint`
+    naming the person logged in here, at once; otherwise the person confirms (a form POST from
+    this page, so another site cannot log anyone out). Then back to the client's registered
+    post_logout_redirect_uri with `state`, or a page that says it is done."""
+    if request.method == "POST":
+        check_origin(request)
+        params: MultiMapping[Any] = await inputs.form(request)
+    else:
+        params = request.query
+    values = {name: params.get(name) for name in (
+        "id_token_hint", "client_id", "post_logout_redirect_uri", "state", "ui_locales",
+        "confirm",
+    )}
+    if not all(v is None or (isinstance(v, str) and len(v) <= 8192 and storable(v))
+               for v in values.values()):
+        return error_page("The logout request cannot be read.")
+    text = {k: v for k, v in values.items() if isinstance(v, str)}
+    services, now, iss = request.app[SERVICES], request.app[CLOCK].now(), issuer(request)
+    hint = await identity.verified_claims(services.pool, text["id_token_hint"], iss, now) if (
+        "id_token_hint" in text) else None
+    audience = hint.get("aud") if hint else None
+    client_id = text.get("client_id") or (audience if isinstance(audience, str) else None)
+    client = clients(request).get(client_id or "")
+    back = text.get("post_logout_redirect_uri")
+    if back is not None and (client is None or back not in client.post_logout_redirect_uris):
+        return error_page("The address to return to after logging out is not registered.")
+    user = await current_user(request)
+    if user is not None:
+        named = hint is not None and hint["sub"] == await oidc.subject_of(services.pool, user.id)
+        if not named and not (request.method == "POST" and text.get("confirm") == "yes"):
+            return confirm_page(request, {k: v for k, v in text.items() if k != "confirm"})
+        # Saving an emptied session deletes its row (and a pre-login predecessor).
+        (await get_session(request)).invalidate()
+    if back is not None:
+        raise back_to_client(back, {"state": text["state"]} if "state" in text else {})
+    words = i18n.STRINGS[i18n.language(request)]
+    return render(request, title_key="signout_title",
+                  body=f"<main><h1>{escape(words['signout_done'])}</h1></main>")
+
+
+def confirm_page(request: web.Request, fields: dict[str, str]) -> web.Response:
+    words = i18n.STRINGS[i18n.language(request)]
+    site = urlsplit(request.app[SETTINGS].public_url).hostname or ""
+    hidden = "".join(f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">'
+                     for k, v in fields.items())
+    body = (
+        f"<main><h1>{escape(words['signout_title'])}</h1>"
+        f"<p>{escape(words['signout_question'].format(site=site))}</p>"
+        f'<form method="post" action="{escape(request.app[BASE])}/oidc/logout">{hidden}'
+        f'<button type="submit" name="confirm" value="yes">{escape(words["signout_confirm"])}'
+        "</button></form></main>"
+    )
+    response = render(request, title_key="signout_title", body=body)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# Where an in-browser public client calls from: the four endpoints it needs, no others.
+CORS_PATHS = frozenset((
+    "/.well-known/openid-configuration", "/oidc/jwks", "/oidc/token", "/oidc/userinfo",
+))
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    port = "" if parts.port in (None, default) else f":{parts.port}"
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}{port}"
+
+
+@web.middleware
+async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """CORS for public clients' origins (those of their redirect URIs), on CORS_PATHS only."""
+    origin = request.headers.get("Origin")
+    if origin is None or request.path[len(request.app[BASE]):] not in CORS_PATHS or origin not in {
+        origin_of(uri) for client in request.app[SETTINGS].oidc_clients if client.public
+        for uri in client.redirect_uris
+    }:
+        return await handler(request)
+    allowed = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    if request.method == "OPTIONS":  # a preflight: no route of its own
+        return web.Response(status=204, headers={
+            **allowed, "Access-Control-Allow-Methods": "GET, POST",
+            "Access-Control-Allow-Headers": "Authorization, Content-Type",
+            "Access-Control-Max-Age": "600",
+        })
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers.update(allowed)
+        raise
+    response.headers.update(allowed)
+    return response

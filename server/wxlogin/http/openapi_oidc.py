@@ -62,6 +62,10 @@ AUTHORIZE_PARAMETERS = [
     for name in ("response_type", "client_id", "redirect_uri", "scope", "state", "nonce",
                  "code_challenge", "code_challenge_method", "prompt", "max_age")
 ]
+LOGOUT_PARAMETERS = [
+    {"name": name, "in": "query", "required": False, "schema": STRING}
+    for name in ("id_token_hint", "client_id", "post_logout_redirect_uri", "state", "ui_locales")
+]
 AUTHORIZE_RESPONSES: Schema = {
     "302": {"description": "Back to the client's redirect_uri, with `code`, `state` and `iss`, "
             "or with `error` (RFC 6749 §4.1.2.1)."},
@@ -78,6 +82,21 @@ def oidc_paths() -> dict[str, Schema]:
         "summary": "The authorization endpoint: response_type=code, PKCE S256, prompt, max_age.",
         "tags": ["identity"],
         "responses": {**errors_for("body_too_large", *DATABASE), **AUTHORIZE_RESPONSES},
+    }
+    logout = {
+        "summary": "RP-initiated logout: ends the wxlogin session (at once with an id_token_hint "
+                   "naming the person, else after they confirm), then back to the client.",
+        "tags": ["identity"],
+        "responses": {
+            **errors_for("forbidden_origin", "body_too_large", *DATABASE),
+            "200": {"description": "A page: confirm logging out, or logged out.",
+                    "content": {"text/html": {"schema": STRING}}},
+            "302": {"description": "Back to the registered post_logout_redirect_uri, with state."},
+            "400": {"description": "An unregistered post_logout_redirect_uri: a page, no redirect "
+                    "(or a malformed form, as JSON).",
+                    "content": {"text/html": {"schema": STRING},
+                                JSON: {"schema": error_schema(["bad_request"])}}},
+        },
     }
     userinfo_answers = {"200": json_body("The claims the access token's scopes allow.", CLAIMS),
                         **oauth_errors(401, form_errors=("bad_request", "body_too_large"))}
@@ -122,6 +141,11 @@ def oidc_paths() -> dict[str, Schema]:
             (),
             requestBody=form_body({"grant_type": STRING}),
         )},
+        "/oidc/logout": {
+            "get": {**logout, "operationId": "endSession", "parameters": LOGOUT_PARAMETERS},
+            "post": {**logout, "operationId": "endSessionByForm",
+                     "requestBody": form_body({"confirm": STRING}, "confirm")},
+        },
         "/oidc/userinfo": {
             "get": operation("userinfo", "identity", "Claims for a bearer access token.",
                              userinfo_answers, ()),

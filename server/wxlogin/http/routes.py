@@ -30,5 +30,7 @@ def routes(*, sandbox: bool) -> list[web.AbstractRouteDef]:
         web.post("/oidc/authorize", oidc.authorize),
         web.post("/oidc/token", oidc.token),
         web.get("/oidc/userinfo", oidc.userinfo, allow_head=False),
+        web.get("/oidc/logout", oidc.end_session, allow_head=False),
+        web.post("/oidc/logout", oidc.end_session),
         web.post("/oidc/userinfo", oidc.userinfo),
     ]

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 import asyncpg
 from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
 
 from ..storage import queries, signing
 from ..storage.db import Conn, acquire
@@ -66,3 +68,20 @@ def profile_claims(
         claims["email"] = f"{sub}@{host}.invalid"
         claims["email_verified"] = False
     return claims
+
+
+async def verified_claims(pool: asyncpg.Pool, token: str, issuer: str, now: datetime
+                          ) -> dict[str, Any] | None:
+    """The claims of a JWT this server signed (with any key still published) for this issuer;
+    None for anything else. Its expiry is not checked: an `id_token_hint` may be old."""
+    async with acquire(pool) as conn:
+        keys = await signing.published(conn, now)
+    if not keys or len(token) > 8192:
+        return None
+    try:
+        decoded = jwt.decode(token, KeySet([key.imported() for key in keys]),
+                             algorithms=list(signing.ALGORITHMS))
+    except (JoseError, ValueError, TypeError, KeyError):
+        return None
+    claims = dict(decoded.claims)
+    return claims if claims.get("iss") == issuer and isinstance(claims.get("sub"), str) else None

@@ -217,3 +217,8 @@ async def userinfo(
     client = clients.get(found.client_id)
     email = client.email if client is not None else None
     return identity.profile_claims(user, sub, set(found.scope.split()), email, issuer)
+
+
+async def subject_of(pool: asyncpg.Pool, user_id: int) -> str:
+    async with acquire(pool) as conn:
+        return await grants.subject(conn, user_id)
