@@ -61,8 +61,10 @@ def printable(value: str) -> bool:
     return value.isprintable() and storable(value)
 
 
-def clients(request: web.Request) -> dict[str, OidcClient]:
-    return {client.client_id: client for client in request.app[SETTINGS].oidc_clients}
+async def find_client(request: web.Request, client_id: str | None) -> OidcClient | None:
+    return await oidc.find_client(
+        request.app[SERVICES].pool, request.app[SETTINGS].oidc_clients, client_id or ""
+    )
 
 
 async def discovery(request: web.Request) -> web.Response:
@@ -137,7 +139,7 @@ async def authorize(request: web.Request) -> web.StreamResponse:
         client_id, redirect_uri = one("client_id"), one("redirect_uri")
     except ValueError:
         return error_page("The request names its client or its return address more than once.")
-    client = clients(request).get(client_id or "")
+    client = await find_client(request, client_id)
     if client is None:
         return error_page("The site that sent you here is not registered with this login.")
     if redirect_uri not in client.redirect_uris:
@@ -247,7 +249,7 @@ async def authorize(request: web.Request) -> web.StreamResponse:
     raise back_to_client(redirect_uri, params)
 
 
-def authenticate(request: web.Request, form: dict[str, str]) -> OidcClient:
+async def authenticate(request: web.Request, form: dict[str, str]) -> OidcClient:
     """The client, by client_secret_basic, client_secret_post, or (public) its id alone."""
     header = request.headers.get("Authorization", "")
     basic = None
@@ -266,20 +268,21 @@ def authenticate(request: web.Request, form: dict[str, str]) -> OidcClient:
         [(unquote_plus(basic[0]), unquote_plus(basic[1])), (basic[0], basic[1])]
         if basic is not None else [(form.get("client_id", ""), form.get("client_secret"))]
     )
-    client_id, secret = next(
-        ((i, s) for i, s in offered if i in clients(request)), offered[0]
-    )
-    if basic is not None and form.get("client_id", client_id) != client_id:
-        raise OAuthError("invalid_request", "client_id differs from the Basic credentials.")
-    client = clients(request).get(client_id)
+    client = None
+    for client_id, _ in offered:
+        client = await find_client(request, client_id)
+        if client is not None:
+            break
     if client is None:
         raise refused_client("Unknown client.")
+    if basic is not None and form.get("client_id", client.client_id) != client.client_id:
+        raise OAuthError("invalid_request", "client_id differs from the Basic credentials.")
+    candidates = {secret for cid, secret in offered if cid == client.client_id and secret}
     if client.public:
-        if secret:
+        if candidates:
             raise refused_client("This client is public: it has no secret.")
         return client
-    secrets = {s for i, s in offered if i == client_id and s} if basic else {secret or ""}
-    if not any(client.secret_matches(candidate) for candidate in secrets if candidate):
+    if not any(client.secret_matches(candidate) for candidate in candidates):
         raise refused_client("The client's credentials are wrong.")
     return client
 
@@ -304,7 +307,7 @@ async def token(request: web.Request) -> web.Response:
         ):
             raise OAuthError("invalid_request", f"{name} must be given once, as text.")
         form[name] = values[0]
-    client = authenticate(request, form)
+    client = await authenticate(request, form)
     services, now = request.app[SERVICES], request.app[CLOCK].now()
     grant = form.get("grant_type")
     if grant == "authorization_code":
@@ -347,7 +350,8 @@ async def userinfo(request: web.Request) -> web.Response:
         raise oidc.bearer_refused("The access token is unknown, expired or revoked.")
     services = request.app[SERVICES]
     claims = await oidc.userinfo(
-        services.pool, request.app[CLOCK].now(), issuer(request), clients(request), bearer
+        services.pool, request.app[CLOCK].now(), issuer(request),
+        request.app[SETTINGS].oidc_clients, bearer,
     )
     return web.json_response(claims, headers={"Cache-Control": "no-store"})
 
@@ -376,7 +380,7 @@ async def end_session(request: web.Request) -> web.StreamResponse:
         "id_token_hint" in text) else None
     audience = hint.get("aud") if hint else None
     client_id = text.get("client_id") or (audience if isinstance(audience, str) else None)
-    client = clients(request).get(client_id or "")
+    client = await find_client(request, client_id)
     back = text.get("post_logout_redirect_uri")
     if back is not None and (client is None or back not in client.post_logout_redirect_uris):
         return error_page("The address to return to after logging out is not registered.")
@@ -428,10 +432,16 @@ def origin_of(url: str) -> str:
 async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """CORS for public clients' origins (those of their redirect URIs), on CORS_PATHS only."""
     origin = request.headers.get("Origin")
-    if origin is None or request.path[len(request.app[BASE]):] not in CORS_PATHS or origin not in {
-        origin_of(uri) for client in request.app[SETTINGS].oidc_clients if client.public
-        for uri in client.redirect_uris
-    }:
+    if origin is None or request.path[len(request.app[BASE]):] not in CORS_PATHS:
+        return await handler(request)
+    try:
+        everyone = await oidc.every_client(
+            request.app[SERVICES].pool, request.app[SETTINGS].oidc_clients
+        )
+    except Exception:  # the database is away: no CORS, and the handler answers as it would
+        return await handler(request)
+    if origin not in {origin_of(uri) for client in everyone if client.public
+                      for uri in client.redirect_uris}:
         return await handler(request)
     allowed = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
     if request.method == "OPTIONS":  # a preflight: no route of its own

@@ -11,7 +11,7 @@ import base64
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,8 +20,9 @@ import asyncpg
 
 from ..clients import OidcClient
 from ..errors import OAuthClientError, OAuthError
-from ..storage import grants, queries
+from ..storage import grants, oidc_clients, queries
 from ..storage.db import Conn, acquire
+from ..text import storable
 from . import identity
 
 CODE_LIFETIME = timedelta(seconds=60)
@@ -205,8 +206,7 @@ def bearer_refused(message: str, *, sent: bool = True) -> OAuthClientError:
 
 
 async def userinfo(
-    pool: asyncpg.Pool, now: datetime, issuer: str, clients: Mapping[str, OidcClient],
-    token: str,
+    pool: asyncpg.Pool, now: datetime, issuer: str, declared: Sequence[OidcClient], token: str,
 ) -> dict[str, Any]:
     async with acquire(pool) as conn:
         found = await grants.live_token(conn, token, "access", now)
@@ -214,7 +214,7 @@ async def userinfo(
         if found is None or user is None or user.disabled:
             raise bearer_refused("The access token is unknown, expired or revoked.")
         sub = await grants.subject(conn, user.id)
-    client = clients.get(found.client_id)
+    client = await find_client(pool, declared, found.client_id)
     email = client.email if client is not None else None
     return identity.profile_claims(user, sub, set(found.scope.split()), email, issuer)
 
@@ -222,3 +222,23 @@ async def userinfo(
 async def subject_of(pool: asyncpg.Pool, user_id: int) -> str:
     async with acquire(pool) as conn:
         return await grants.subject(conn, user_id)
+
+
+async def find_client(
+    pool: asyncpg.Pool, declared: Sequence[OidcClient], client_id: str
+) -> OidcClient | None:
+    """A client declared in WXLOGIN_OIDC_CLIENTS (which wins), or one kept in the database."""
+    for client in declared:
+        if client.client_id == client_id:
+            return client
+    if not client_id or len(client_id) > 255 or not storable(client_id):
+        return None
+    async with acquire(pool) as conn:
+        return await oidc_clients.get(conn, client_id)
+
+
+async def every_client(pool: asyncpg.Pool, declared: Sequence[OidcClient]) -> list[OidcClient]:
+    ids = {client.client_id for client in declared}
+    async with acquire(pool) as conn:
+        kept = await oidc_clients.every(conn)
+    return [*declared, *(client for client in kept if client.client_id not in ids)]

@@ -26,7 +26,7 @@ from ..storage.db import PoolUnavailable
 from ..storage.embedded_pg import EmbeddedPostgres, EmbeddedPostgresError
 from ..storage.migrations import migrate
 from ..storage.secrets import SecretUnreadable, cookie_secret
-from . import doctor, keys, users
+from . import clients, doctor, keys, users
 from .workers import listen, supervise
 
 log = logging.getLogger("wxlogin")
@@ -184,10 +184,26 @@ def main(argv: list[str] | None = None) -> None:
         "--force", action="store_true",
         help="rotate even if the next key was published less than an hour ago",
     )
+    oidc_clients = commands.add_parser(
+        "clients", help="OpenID Connect clients kept in the database: add, list, remove, "
+        "rotate-secret (a secret is printed once)",
+    )
+    oidc_clients.add_argument("action", choices=("add", "list", "remove", "rotate-secret"))
+    oidc_clients.add_argument("name", nargs="?", help="add: the site's name; else: client_id")
+    oidc_clients.add_argument("--redirect-uri", action="append", metavar="URI")
+    oidc_clients.add_argument("--post-logout-redirect-uri", action="append", metavar="URI")
+    oidc_clients.add_argument("--public", action="store_true",
+                              help="no secret; the client must use PKCE")
+    oidc_clients.add_argument("--email-substitute", action="store_true",
+                              help="give <sub>@<host>.invalid to sites that demand an email")
+    oidc_clients.add_argument("--allowed-group", action="append", metavar="GROUP")
     owner = commands.add_parser("users", help="list, show, disable or enable users")
     owner.add_argument("action", choices=("list", "show", "disable", "enable"))
     owner.add_argument("user_id", nargs="?", type=int)
     args = parser.parse_args(argv)
+    if args.command == "clients" and args.action != "list" and not args.name:
+        parser.error(f"wxlogin clients {args.action} needs a "
+                     + ("name" if args.action == "add" else "client_id"))
     if args.command == "users" and args.action != "list" and args.user_id is None:
         parser.error(f"wxlogin users {args.action} needs a user id")
 
@@ -207,6 +223,17 @@ def main(argv: list[str] | None = None) -> None:
         print("all good: this server can log people in" if fine else
               "something above needs fixing")
         raise SystemExit(0 if fine else 1)
+    elif args.command == "clients":
+        with database(settings) as ready:
+            assert ready.database_url is not None
+            try:
+                out = asyncio.run(clients.run(
+                    ready.database_url, args.action, args, SystemClock().now()
+                ))
+            except clients.ClientProblem as problem:
+                print(f"wxlogin: {problem}", file=sys.stderr)
+                raise SystemExit(1) from None
+        print(out)
     elif args.command == "keys":
         with database(settings) as ready:
             assert ready.database_url is not None
