@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import AvatarNotFound, BadInput
-from ..login import avatars, operations
+from ..login import avatars, oidc, operations
 from ..login.profile import https_only, read_profile
 from ..login.steps import Answer, user_key
 from ..wechat.client import WeChat, WxSession
@@ -163,3 +163,21 @@ async def avatar(request: web.Request) -> web.Response:
 
 
 AVATAR_ID = re.compile(r"[A-Za-z0-9_-]{22}")
+
+
+async def miniprogram_token(request: web.Request) -> web.Response:
+    """The mini program's own login: a fresh wx.login code for a token to the site's API."""
+    limit_steps(request)
+    services = request.app[SERVICES]
+    fields = await inputs.fields(request)
+    code, wechat = inputs.code(fields.get("code")), pick_app(request, fields)
+    wx = await wechat.code2session(code)
+    settings = request.app[SETTINGS]
+    token, user = await oidc.miniprogram_token(
+        services.pool, request.app[CLOCK].now(),
+        settings.public_url.rstrip("/") + request.app[BASE], wechat.appid, wx,
+    )
+    return web.json_response({
+        "access_token": token, "token_type": "Bearer",
+        "expires_in": int(oidc.MINIPROGRAM_TOKEN_LIFETIME.total_seconds()), "user": user.public(),
+    })

@@ -251,6 +251,20 @@ def _paths() -> dict[str, Schema]:
             parameters=[SCENE_PARAMETER],
             requestBody=_step_body({"code": CODE, "appid": APPID}, "appid"),
         )},
+        "/api/miniprogram/token": {"post": operation(
+            "miniprogramToken", "mini program",
+            "The mini program's own login: a fresh `wx.login()` code for a JWT access token to "
+            "the site's own API (RS256, `iss` the issuer, `sub` the user's OpenID Connect sub, "
+            "`aud` the mini program's appid), verifiable through `/oidc/jwks`.",
+            {"200": json_body("Logged in.", obj({
+                "access_token": {"type": "string"}, "token_type": {"const": "Bearer"},
+                "expires_in": {"type": "integer", "minimum": 1}, "user": ref("User"),
+            }))},
+            ("bad_request", "code_rejected", "forbidden_origin", "not_logged_in",
+             "body_too_large", "rate_limited", "wechat_error", "wechat_busy",
+             "wechat_unreachable", *DATABASE),
+            requestBody=_step_body({"code": CODE, "appid": APPID}, "appid"),
+        )},
         "/api/avatar": {"post": operation(
             "uploadAvatar", "mini program",
             "The scanner's chosen avatar: re-encoded (256×256 JPEG, no metadata); it becomes "

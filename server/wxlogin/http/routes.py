@@ -19,6 +19,7 @@ def routes(*, sandbox: bool) -> list[web.AbstractRouteDef]:
         web.post("/api/scenes/{scene}/scan", miniprogram.scan),
         web.post("/api/scenes/{scene}/deny", miniprogram.deny),
         web.post("/api/avatar", miniprogram.upload_avatar),
+        web.post("/api/miniprogram/token", miniprogram.miniprogram_token),
         web.get("/api/avatars/{avatar}.jpg", miniprogram.avatar),
         web.get("/api/auth", ops.forward_auth),
         web.get("/healthz", ops.healthz),

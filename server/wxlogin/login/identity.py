@@ -34,14 +34,15 @@ async def jwks(pool: asyncpg.Pool, now: datetime) -> dict[str, Any]:
     return {"keys": [key.public_jwk() for key in keys]}
 
 
-async def sign(conn: Conn, claims: dict[str, Any], now: datetime, alg: str = "RS256") -> str:
+async def sign(conn: Conn, claims: dict[str, Any], now: datetime, alg: str = "RS256",
+               typ: str = "JWT") -> str:
     """A JWT of `claims`, signed by the current key of `alg` (made if there is none yet)."""
     key = await signing.current(conn, alg)
     if key is None:
         await signing.ensure(conn, now)
         key = await signing.current(conn, alg)
         assert key is not None
-    return jwt.encode({"alg": alg, "kid": key.kid, "typ": "JWT"}, claims, key.imported())
+    return jwt.encode({"alg": alg, "kid": key.kid, "typ": typ}, claims, key.imported())
 
 
 def left_hash(value: str) -> str:

@@ -19,10 +19,11 @@ from typing import Any
 import asyncpg
 
 from ..clients import OidcClient
-from ..errors import OAuthClientError, OAuthError
+from ..errors import NotLoggedIn, OAuthClientError, OAuthError
 from ..storage import grants, oidc_clients, queries
 from ..storage.db import Conn, acquire
 from ..text import storable
+from ..wechat.client import WxSession
 from . import identity
 
 CODE_LIFETIME = timedelta(seconds=60)
@@ -242,3 +243,31 @@ async def every_client(pool: asyncpg.Pool, declared: Sequence[OidcClient]) -> li
     async with acquire(pool) as conn:
         kept = await oidc_clients.every(conn)
     return [*declared, *(client for client in kept if client.client_id not in ids)]
+
+
+MINIPROGRAM_TOKEN_LIFETIME = timedelta(hours=2)
+
+
+async def miniprogram_token(
+    pool: asyncpg.Pool, now: datetime, issuer: str, appid: str, wx: WxSession
+) -> tuple[str, queries.User]:
+    """The mini program's own login: the person behind `wx` (WeChat's answer to a fresh
+    wx.login code) as a user (the same one as their browser logins, by unionId), and a JWT
+    access token for the site's own API (RFC 9068: `aud` the mini program's appid, `sub` the
+    user's OIDC sub), verifiable through the JWKS."""
+    async with acquire(pool) as conn:
+        async with conn.transaction():
+            user = await queries.upsert_user(
+                conn, appid=appid, openid=wx.openid, unionid=wx.unionid, nickname=None,
+                avatar_url=None, now=now,
+            )
+        if user.disabled:
+            raise NotLoggedIn("This account cannot log in.")
+        sub = await grants.subject(conn, user.id)
+        claims = {
+            "iss": issuer, "sub": sub, "aud": appid, "client_id": appid,
+            "iat": int(now.timestamp()), "exp": int((now + MINIPROGRAM_TOKEN_LIFETIME).timestamp()),
+            "jti": grants.new_token(),
+        }
+        token = await identity.sign(conn, claims, now, typ="at+jwt")
+    return token, user
