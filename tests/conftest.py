@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
@@ -18,6 +19,8 @@ import asyncpg
 import pytest
 from aiohttp import CookieJar, web
 from aiohttp.test_utils import TestClient, TestServer
+from playwright.async_api import Browser as Chromium
+from playwright.async_api import async_playwright
 
 from tests.fakewechat import APPID, SECRET, FakeWeChat
 from wxlogin.clock import FakeClock
@@ -167,3 +170,26 @@ def browser(aiohttp_client: Any, server: TestServer) -> MakeBrowser:
         return client
 
     return make
+
+
+# The flags stop Chromium's own outbound connections, which this closed network refuses; the
+# resolver rule stops the name lookups (update.googleapis.com, …) the others leave.
+FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+]
+
+
+def chromium_path() -> str:
+    found = os.environ.get("WXLOGIN_CHROMIUM") or shutil.which("chromium")
+    assert found, "Chromium is missing: ./scripts/test installs Debian's `chromium` package"
+    return found
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[Chromium]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium_path(), args=FLAGS)
+        yield browser
+        await browser.close()

@@ -6,10 +6,7 @@ Screenshots of every state land in test-artifacts/browser/ for people to look at
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import shutil
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +16,7 @@ import pytest
 import zxingcpp
 from aiohttp.test_utils import TestServer
 from PIL import Image
-from playwright.async_api import Browser, Page, Route, async_playwright, expect
+from playwright.async_api import Browser, Page, Route, expect
 
 from examples.blog.app import create_blog
 from tests.conftest import MakeServer, free_port
@@ -30,28 +27,7 @@ from wxlogin.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 MINIPROGRAM = ROOT / "miniprogram"
-# The flags stop Chromium's own outbound connections, which this closed network refuses; the
-# resolver rule stops the name lookups (update.googleapis.com, …) the others leave.
-FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
-]
 TIMEOUT = 15_000  # ms
-
-
-def chromium_path() -> str:
-    found = os.environ.get("WXLOGIN_CHROMIUM") or shutil.which("chromium")
-    assert found, "Chromium is missing: ./scripts/test installs Debian's `chromium` package"
-    return found
-
-
-@pytest.fixture
-async def chromium() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=chromium_path(), args=FLAGS)
-        yield browser
-        await browser.close()
 
 
 async def snap(page: Page, name: str) -> None:
