@@ -36,7 +36,7 @@ CLIENTS = (
     OidcClient("wordpress", (WORDPRESS,), SECRET, email="substitute",
                post_logout_redirect_uris=("https://blog.example/",)),
     OidcClient("spa", (SPA,)),  # public: PKCE required
-    OidcClient("nextcloud", (NEXTCLOUD,), ODD_SECRET),
+    OidcClient("nextcloud", (NEXTCLOUD,), ODD_SECRET, id_token_alg="ES256"),
     OidcClient("grafana", (GRAFANA,), SECRET, allowed_groups=("admin",)),
 )
 ISSUER = "http://127.0.0.1:8080"
@@ -569,3 +569,39 @@ async def test_cors_only_for_public_clients_origins_and_only_where_they_need_it(
     assert refused.status == 401 and refused.headers["Access-Control-Allow-Origin"] == spa
     page = await client.get("/oidc/authorize", headers={"Origin": spa}, allow_redirects=False)
     assert "Access-Control-Allow-Origin" not in page.headers
+
+
+async def test_nextcloud_sends_a_claims_parameter_and_gets_an_es256_id_token(
+    idp: TestServer, browser: MakeBrowser, fw: FakeWeChat
+) -> None:
+    """user_oidc adds `claims` (tolerated, not used) and may want ES256; it checks the token by
+    `kid`, and `iss`, `aud`, `azp` and `nonce`."""
+    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
+    await log_in(desk, phone, fw)
+    code = (await code_for(desk, client_id="nextcloud", redirect_uri=NEXTCLOUD,
+                           claims=json.dumps({"id_token": {"email": None}})))["code"]
+    answer = await site.post("/oidc/token", headers=basic("nextcloud", ODD_SECRET), data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": NEXTCLOUD})
+    id_token = (await answer.json())["id_token"]
+    header = pyjwt.get_unverified_header(id_token)
+    assert header["alg"] == "ES256"
+    jwks = await (await site.get("/oidc/jwks")).json(content_type=None)
+    jwk = next(key for key in jwks["keys"] if key["kid"] == header["kid"])
+    claims = pyjwt.decode(id_token, pyjwt.PyJWK(jwk).key, algorithms=["ES256"],
+                          audience="nextcloud", issuer=ISSUER,
+                          options={"verify_exp": False, "verify_iat": False})
+    assert claims["azp"] == "nextcloud" and claims["nonce"] == "n-1"
+
+
+async def test_gitea_needs_a_numeric_exp_and_the_discovery_issuer_byte_for_byte(
+    idp: TestServer, browser: MakeBrowser, fw: FakeWeChat
+) -> None:
+    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
+    await log_in(desk, phone, fw)
+    discovered = await (await site.get("/.well-known/openid-configuration")).json()
+    code = (await code_for(desk))["code"]
+    tokens = await (await exchange(site, code, auth=basic("wordpress", SECRET))).json()
+    payload = tokens["id_token"].split(".")[1]
+    raw = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert type(raw["exp"]) is int and type(raw["iat"]) is int
+    assert raw["iss"] == discovered["issuer"]

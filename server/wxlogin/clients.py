@@ -19,6 +19,7 @@ class OidcClient:
     email: str | None = None  # "substitute": a made-up address for RPs that demand one
     allowed_groups: tuple[str, ...] = ()
     secret_hash: bytes | None = field(default=None, repr=False)  # a database client's
+    id_token_alg: str = "RS256"  # noqa: S105 - its id_token_signed_response_alg, not a secret
 
     @property
     def public(self) -> bool:
@@ -85,6 +86,8 @@ def parse_clients(raw: str | None) -> tuple[tuple[OidcClient, ...], list[str]]:
             problems.append(f'{where}: email may only be "substitute"')
         if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
             problems.append(f"{where}: allowed_groups must be a list of group names")
+        if item.get("id_token_signed_response_alg", "RS256") not in ("RS256", "ES256"):
+            problems.append(f"{where}: id_token_signed_response_alg must be RS256 or ES256")
         if not isinstance(item.get("name", ""), str):
             problems.append(f"{where}: name must be a string")
         if problems:
@@ -94,5 +97,6 @@ def parse_clients(raw: str | None) -> tuple[tuple[OidcClient, ...], list[str]]:
             client_id=client_id, redirect_uris=tuple(uris), client_secret=secret,
             post_logout_redirect_uris=tuple(logout), name=item.get("name", ""),
             email=item.get("email"), allowed_groups=tuple(groups),
+            id_token_alg=item.get("id_token_signed_response_alg", "RS256"),
         ))
     return tuple(clients), problems

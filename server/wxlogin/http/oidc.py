@@ -80,7 +80,7 @@ async def discovery(request: web.Request) -> web.Response:
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
+        "id_token_signing_alg_values_supported": ["RS256", "ES256"],
         "scopes_supported": list(oidc.SCOPES),
         "claims_supported": [
             "sub", "iss", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash", "name",

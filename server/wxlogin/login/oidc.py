@@ -195,7 +195,8 @@ async def finish(
     }
     if nonce is not None:
         claims["nonce"] = nonce
-    return {**issued.answer, "id_token": await identity.sign(conn, claims, now)}
+    id_token = await identity.sign(conn, claims, now, alg=client.id_token_alg)
+    return {**issued.answer, "id_token": id_token}
 
 
 def bearer_refused(message: str, *, sent: bool = True) -> OAuthClientError:
