@@ -43,6 +43,19 @@ def test_the_benchmark_runs_every_section_without_an_error() -> None:
     assert "| wxlogin_db_pool_connections_in_use during the hold (min / max) | 0 / 0 |" in out
 
 
+def test_the_openid_connect_section_runs_without_an_error() -> None:
+    result = subprocess.run(  # noqa: S603 - our own interpreter and package
+        [sys.executable, "scripts/wxbench", "--quick", "--sections", "6"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )
+    out = result.stdout
+    assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
+    assert "## 6. OpenID Connect" in out and "server log warnings/errors: none" in out
+    rows = {row[0]: row[1:] for _, *body in tables(out.splitlines()) for row in body}
+    assert rows["errors"] == ["0"]
+    assert float(rows["SQL statements"][0]) > 0  # the statement log was read
+
+
 def tables(lines: list[str]) -> list[list[list[str]]]:
     """The markdown tables in the output, each as rows of cells, its header first."""
     found: list[list[list[str]]] = []

@@ -22,7 +22,7 @@ from .generator import Generator
 from .options import Plan
 from .postgres import Monitor
 from .procfs import loadavg
-from .sections import logins, polling, waiting, wakeup, wechat_calls
+from .sections import logins, oidc, polling, waiting, wakeup, wechat_calls
 from .tables import say
 
 
@@ -74,7 +74,7 @@ class Bench:
             # Every simulated browser and phone is 127.0.0.1: the limits would stop them.
             "WXLOGIN_SCENES_PER_MINUTE": "0", "WXLOGIN_STEPS_PER_MINUTE": "0",
             "WXLOGIN_POLLS_PER_SESSION": "0", "WXLOGIN_POLLS_PER_IP": "0",
-            "WXLOGIN_DRAW_BUDGET": "0",
+            "WXLOGIN_DRAW_BUDGET": "0", "WXLOGIN_OIDC_CLIENTS": oidc.CLIENTS,
         }
 
     async def start_server(self, name: str, workers: int = 1) -> Server:
@@ -208,6 +208,8 @@ class Bench:
                 wechat_calls.run(self)
             if "5" in sections:
                 await polling.run(self)
+            if "6" in sections:
+                await oidc.run(self)
 
     async def stop_all(self) -> None:
         for generator in list(self.generators):

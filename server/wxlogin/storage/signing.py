@@ -33,6 +33,9 @@ RETIRED_KEPT = timedelta(hours=24)
 LOCK_KEY = 0x77786C6F67696E + 2  # the migrations' key + 2
 
 
+IMPORTED: dict[str, RSAKey | ECKey] = {}
+
+
 @dataclass(frozen=True)
 class SigningKey:
     kid: str
@@ -47,9 +50,15 @@ class SigningKey:
         return self.imported().as_dict(private=False)
 
     def imported(self) -> RSAKey | ECKey:
-        if self.alg == "RS256":
-            return RSAKey.import_key(self.private_jwk)
-        return ECKey.import_key(self.private_jwk)
+        # Importing checks an RSA key's consistency (~40 ms, the whole cost of a token before
+        # this cache); a kid is the key's own thumbprint, so a cached key is always this key.
+        key = IMPORTED.get(self.kid)
+        if key is None:
+            key = IMPORTED[self.kid] = (
+                RSAKey.import_key(self.private_jwk) if self.alg == "RS256"
+                else ECKey.import_key(self.private_jwk)
+            )
+        return key
 
 
 def generate(alg: str) -> dict[str, Any]:
