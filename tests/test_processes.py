@@ -438,3 +438,19 @@ def test_the_open_file_limit_is_raised_to_the_hard_one_for_many_waiting_browsers
     before, after = map(int, result.stdout.split())
     assert before == 256
     assert after > 256 and (after == hard or hard == resource.RLIM_INFINITY)
+
+
+async def test_serve_makes_the_signing_keys_at_its_first_start(
+    pg_url: str, fw: FakeWeChat, tmp_path: Path, processes: list[subprocess.Popen[bytes]],
+    db: asyncpg.Connection[asyncpg.Record],
+) -> None:
+    port = free_port()
+    processes.append(spawn({
+        "WXLOGIN_DATABASE_URL": pg_url, "WXLOGIN_PORT": str(port), "WXLOGIN_APPID": APPID,
+        "WXLOGIN_SECRET": SECRET, "WXLOGIN_WECHAT_API_BASE": fw.url,
+        "WXLOGIN_DATA_DIR": str(tmp_path / "data"),
+    }, tmp_path / "serve.log"))
+    await until_healthy(port, processes[0], tmp_path / "serve.log")
+    states = await db.fetch("SELECT alg, state FROM wxlogin.signing_keys ORDER BY alg, state")
+    assert [(r["alg"], r["state"]) for r in states] == [
+        ("ES256", "current"), ("ES256", "next"), ("RS256", "current"), ("RS256", "next")]

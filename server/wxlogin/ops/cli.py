@@ -21,8 +21,10 @@ from aiohttp import web
 from .. import logs
 from ..clock import SystemClock
 from ..http.app import create_app
+from ..http.keys import SERVICES
 from ..settings import Settings, SettingsError
-from ..storage.db import PoolUnavailable
+from ..storage import signing
+from ..storage.db import PoolUnavailable, acquire
 from ..storage.embedded_pg import EmbeddedPostgres, EmbeddedPostgresError
 from ..storage.migrations import migrate
 from ..storage.secrets import SecretUnreadable, cookie_secret
@@ -94,10 +96,21 @@ async def freeze_startup(_app: web.Application) -> None:
     gc.freeze()
 
 
+async def make_signing_keys(app: web.Application) -> None:
+    """The OpenID Connect signing keys exist from the first start, before any relying party
+    asks (the first process makes them; the others find them). Made on first need otherwise."""
+    try:
+        async with acquire(app[SERVICES].pool) as conn:
+            await signing.ensure(conn, SystemClock().now())
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        log.warning("signing keys not made at start (%s); they will be on first need", exc)
+
+
 def run(
     app: web.Application, *, host: str | None = None, port: int | None = None,
     sock: socket.socket | None = None,
 ) -> None:
+    app.on_startup.append(make_signing_keys)
     app.on_startup.append(freeze_startup)  # after the pool, the hub and the clients exist
     try:
         web.run_app(

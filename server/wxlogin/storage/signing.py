@@ -7,8 +7,9 @@ the next (once it has been published long enough for caches to hold it) and make
 A retired key stays published while tokens it signed may still be checked; then the sweeper
 deletes it.
 
-The keys are made by whichever process starts first (a partial unique index lets only one
-current and one next exist per algorithm), so every process and machine signs with the same.
+The keys are made once, by whichever process comes first (`wxlogin serve` at its start, a
+mounted app on first need; a partial unique index lets only one current and one next exist per
+algorithm), so every process and machine signs with the same.
 """
 
 from __future__ import annotations
