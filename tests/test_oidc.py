@@ -605,3 +605,57 @@ async def test_gitea_needs_a_numeric_exp_and_the_discovery_issuer_byte_for_byte(
     raw = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     assert type(raw["exp"]) is int and type(raw["iat"]) is int
     assert raw["iss"] == discovered["issuer"]
+
+
+async def test_an_old_or_foreign_hint_asks_first_and_two_sites_get_a_page(
+    idp: TestServer, browser: MakeBrowser, fw: FakeWeChat, clock: FakeClock
+) -> None:
+    """Only an ID token of this very login logs out unasked: not one from an earlier login of
+    the same person, nor the mini program's access token; a client_id that is not the hint's
+    audience is refused outright."""
+    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
+    await log_in(desk, phone, fw)
+    old_hint = await id_token_for(desk, site)
+    clock.advance(5)
+    await log_in(desk, phone, fw)  # a new login: a new session
+    asked = await desk.get("/oidc/logout", params={"id_token_hint": old_hint})
+    assert asked.status == 200 and 'name="confirm"' in await asked.text()
+    mini = await (await phone.post("/api/miniprogram/token", json={"code": fw.mint("ada")})).json()
+    asked = await desk.get("/oidc/logout", params={"id_token_hint": mini["access_token"]})
+    assert asked.status == 200 and 'name="confirm"' in await asked.text()
+    assert (await desk.get("/api/me")).status == 200
+    hint = await id_token_for(desk, site)
+    mixed = await desk.get("/oidc/logout", allow_redirects=False, params={
+        "id_token_hint": hint, "client_id": "nextcloud"})
+    assert mixed.status == 400 and (await desk.get("/api/me")).status == 200
+
+
+async def test_the_confirm_page_lets_its_form_go_back_to_the_registered_address(
+    idp: TestServer, browser: MakeBrowser, fw: FakeWeChat
+) -> None:
+    desk, phone = await browser(idp), await browser(idp)
+    await log_in(desk, phone, fw)
+    asked = await desk.get("/oidc/logout", params={
+        "client_id": "wordpress", "post_logout_redirect_uri": "https://blog.example/"})
+    assert "form-action 'self' https://blog.example;" in asked.headers["Content-Security-Policy"]
+    done = await desk.post("/oidc/logout", allow_redirects=False, headers={"Origin": ISSUER},
+                           data={"confirm": "yes", "client_id": "wordpress",
+                                 "post_logout_redirect_uri": "https://blog.example/"})
+    assert done.status == 302 and done.headers["Location"] == "https://blog.example/"
+
+
+async def test_cors_answers_always_vary_by_origin(idp: TestServer, browser: MakeBrowser) -> None:
+    client = await browser(idp)
+    for origin in (None, "https://app.example", "https://other.example"):
+        headers = {"Origin": origin} if origin else {}
+        answer = await client.get("/oidc/jwks", headers=headers)
+        assert "Origin" in answer.headers["Vary"], origin
+
+
+async def test_a_redirect_uri_with_a_bad_port_is_refused_at_start() -> None:
+    from wxlogin.settings import Settings, SettingsError
+
+    for uri in ("https://a.example:99999/cb", "https://a.example:abc/cb"):
+        bad = json.dumps([{"client_id": "a", "redirect_uris": [uri]}])
+        with pytest.raises(SettingsError, match="redirect_uris"):
+            Settings.from_env({"WXLOGIN_OIDC_CLIENTS": bad})

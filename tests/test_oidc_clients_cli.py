@@ -75,8 +75,14 @@ async def test_a_client_added_from_the_command_line_logs_people_in(
     assert await token(site, client_id, secret, await code()) == 401
     assert await token(site, client_id, rotated, await code()) == 200
 
+    code_now = await code()
+    kept = await site.post("/oidc/token", headers=basic(client_id, rotated), data={
+        "grant_type": "authorization_code", "code": code_now, "redirect_uri": GITEA})
+    access = (await kept.json())["access_token"]
     status, _, _ = await wxlogin_clients(pg_url, "remove", client_id)
     assert status == 0
+    info = await site.get("/oidc/userinfo", headers={"Authorization": f"Bearer {access}"})
+    assert info.status == 401  # its tokens went with it
     gone = await desk.get("/oidc/authorize", allow_redirects=False, params={
         "response_type": "code", "scope": "openid", "client_id": client_id,
         "redirect_uri": GITEA})

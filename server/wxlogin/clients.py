@@ -44,6 +44,7 @@ def absolute_url(value: object) -> bool:
         return False
     try:
         parts = urlsplit(value)
+        parts.port  # noqa: B018 - reading it checks it (a port over 65535, letters)
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.netloc) and not parts.fragment

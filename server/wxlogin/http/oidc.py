@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import MutableMapping
 from html import escape
 from typing import Any
 from urllib.parse import unquote_plus, urlencode, urlsplit
@@ -28,7 +29,7 @@ from . import inputs
 from .browser import current_user
 from .keys import BASE, CLOCK, SERVICES, SETTINGS
 from .origin import check_origin
-from .pages import render
+from .pages import CSP, render
 
 # Short: a relying party that meets an unknown `kid` fetches again anyway, and the next key is
 # published long before it signs (storage/signing.py).
@@ -379,16 +380,22 @@ async def end_session(request: web.Request) -> web.StreamResponse:
     hint = await identity.verified_claims(services.pool, text["id_token_hint"], iss, now) if (
         "id_token_hint" in text) else None
     audience = hint.get("aud") if hint else None
-    client_id = text.get("client_id") or (audience if isinstance(audience, str) else None)
+    if hint is not None and not isinstance(audience, str):
+        hint = None  # we only ever give one audience
+    if hint is not None and text.get("client_id") not in (None, audience):
+        return error_page("The logout request names two different sites.")
+    client_id = text.get("client_id") or (audience if hint is not None else None)
     client = await find_client(request, client_id)
     back = text.get("post_logout_redirect_uri")
     if back is not None and (client is None or back not in client.post_logout_redirect_uris):
         return error_page("The address to return to after logging out is not registered.")
     user = await current_user(request)
     if user is not None:
-        named = hint is not None and hint["sub"] == await oidc.subject_of(services.pool, user.id)
-        if not named and not (request.method == "POST" and text.get("confirm") == "yes"):
-            return confirm_page(request, {k: v for k, v in text.items() if k != "confirm"})
+        if not (await this_session(request, hint, user.id)) and not (
+            request.method == "POST" and text.get("confirm") == "yes"
+        ):
+            fields = {k: v for k, v in text.items() if k != "confirm"}
+            return confirm_page(request, fields, back)
         # Saving an emptied session deletes its row (and a pre-login predecessor).
         (await get_session(request)).invalidate()
     if back is not None:
@@ -398,7 +405,25 @@ async def end_session(request: web.Request) -> web.StreamResponse:
                   body=f"<main><h1>{escape(words['signout_done'])}</h1></main>")
 
 
-def confirm_page(request: web.Request, fields: dict[str, str]) -> web.Response:
+async def this_session(request: web.Request, hint: dict[str, Any] | None, user_id: int) -> bool:
+    """Whether the hint is an ID token of this very login: its person, and its login time
+    (`auth_time`) that of this browser's session. Any older token of the person would let
+    whoever holds it log them out without asking."""
+    if hint is None:
+        return False
+    services = request.app[SERVICES]
+    session = await get_session(request)
+    if session.identity is None:
+        return False
+    started = await oidc.auth_time(services.pool, services.storage.id_hash(session.identity))
+    return (
+        started is not None and hint.get("auth_time") == int(started.timestamp())
+        and hint["sub"] == await oidc.subject_of(services.pool, user_id)
+    )
+
+
+def confirm_page(request: web.Request, fields: dict[str, str], back: str | None
+                 ) -> web.Response:
     words = i18n.STRINGS[i18n.language(request)]
     site = urlsplit(request.app[SETTINGS].public_url).hostname or ""
     hidden = "".join(f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">'
@@ -412,41 +437,58 @@ def confirm_page(request: web.Request, fields: dict[str, str]) -> web.Response:
     )
     response = render(request, title_key="signout_title", body=body)
     response.headers["Cache-Control"] = "no-store"
+    target = origin_of(back) if back is not None else None
+    if target is not None:
+        # Chromium and Safari hold the form's redirect to form-action too: the registered
+        # address the confirmed logout goes back to must be allowed.
+        response.headers["Content-Security-Policy"] = CSP.replace(
+            "form-action 'self'", f"form-action 'self' {target}"
+        )
     return response
 
 
 # Where an in-browser public client calls from: the four endpoints it needs, no others.
+ORIGIN_HOST = re.compile(r"[a-z0-9.:-]+")
 CORS_PATHS = frozenset((
     "/.well-known/openid-configuration", "/oidc/jwks", "/oidc/token", "/oidc/userinfo",
 ))
 
 
-def origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    default = {"http": 80, "https": 443}.get(parts.scheme)
-    port = "" if parts.port in (None, default) else f":{parts.port}"
-    return f"{parts.scheme}://{(parts.hostname or '').lower()}{port}"
+def origin_of(url: str) -> str | None:
+    """The origin a browser sends for pages at `url` (None for a URL that has none)."""
+    try:
+        parts = urlsplit(url)
+        port_number = parts.port
+    except ValueError:
+        return None
+    host = (parts.hostname or "").lower()
+    if not host or parts.scheme not in ("http", "https") or not ORIGIN_HOST.fullmatch(host):
+        return None
+    default = {"http": 80, "https": 443}[parts.scheme]
+    port = "" if port_number in (None, default) else f":{port_number}"
+    return f"{parts.scheme}://{f'[{host}]' if ':' in host else host}{port}"
 
 
 @web.middleware
 async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """CORS for public clients' origins (those of their redirect URIs), on CORS_PATHS only."""
+    """CORS for public clients' origins (those of their redirect URIs), on CORS_PATHS only.
+    Their answers always say `Vary: Origin`, so that a shared cache keeps them apart."""
+    if request.path[len(request.app[BASE]):] not in CORS_PATHS:
+        return await handler(request)
     origin = request.headers.get("Origin")
-    if origin is None or request.path[len(request.app[BASE]):] not in CORS_PATHS:
-        return await handler(request)
-    try:
-        everyone = await oidc.every_client(
-            request.app[SERVICES].pool, request.app[SETTINGS].oidc_clients
-        )
-    except Exception:  # the database is away: no CORS, and the handler answers as it would
-        return await handler(request)
-    if origin not in {origin_of(uri) for client in everyone if client.public
-                      for uri in client.redirect_uris}:
-        return await handler(request)
-    allowed = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
-    if request.method == "OPTIONS":  # a preflight: no route of its own
+    allowed: dict[str, str] = {}
+    if origin is not None:
+        try:
+            public = await oidc.public_clients(
+                request.app[SERVICES].pool, request.app[SETTINGS].oidc_clients
+            )
+        except Exception:  # the database is away: no CORS, and the handler answers as it would
+            public = []
+        if origin in {origin_of(uri) for client in public for uri in client.redirect_uris}:
+            allowed = {"Access-Control-Allow-Origin": origin}
+    if allowed and request.method == "OPTIONS":  # a preflight: no route of its own
         return web.Response(status=204, headers={
-            **allowed, "Access-Control-Allow-Methods": "GET, POST",
+            **allowed, "Vary": "Origin", "Access-Control-Allow-Methods": "GET, POST",
             "Access-Control-Allow-Headers": "Authorization, Content-Type",
             "Access-Control-Max-Age": "600",
         })
@@ -454,6 +496,14 @@ async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
     except web.HTTPException as exc:
         exc.headers.update(allowed)
+        add_vary(exc.headers)
         raise
     response.headers.update(allowed)
+    add_vary(response.headers)
     return response
+
+
+def add_vary(headers: MutableMapping[str, str]) -> None:
+    present = [v.strip() for v in headers.get("Vary", "").split(",") if v.strip()]
+    if "origin" not in {v.lower() for v in present}:
+        headers["Vary"] = ", ".join([*present, "Origin"])

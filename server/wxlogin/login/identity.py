@@ -73,8 +73,8 @@ def profile_claims(
 
 async def verified_claims(pool: asyncpg.Pool, token: str, issuer: str, now: datetime
                           ) -> dict[str, Any] | None:
-    """The claims of a JWT this server signed (with any key still published) for this issuer;
-    None for anything else. Its expiry is not checked: an `id_token_hint` may be old."""
+    """The claims of an ID token this server signed (with any key still published) for this
+    issuer; None for anything else. Its expiry is not checked: an `id_token_hint` may be old."""
     async with acquire(pool) as conn:
         keys = await signing.published(conn, now)
     if not keys or len(token) > 8192:
@@ -83,6 +83,8 @@ async def verified_claims(pool: asyncpg.Pool, token: str, issuer: str, now: date
         decoded = jwt.decode(token, KeySet([key.imported() for key in keys]),
                              algorithms=list(signing.ALGORITHMS))
     except (JoseError, ValueError, TypeError, KeyError):
+        return None
+    if decoded.header.get("typ") != "JWT":  # an ID token, not the mini program's at+jwt
         return None
     claims = dict(decoded.claims)
     return claims if claims.get("iss") == issuer and isinstance(claims.get("sub"), str) else None

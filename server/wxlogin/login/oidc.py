@@ -239,11 +239,14 @@ async def find_client(
         return await oidc_clients.get(conn, client_id)
 
 
-async def every_client(pool: asyncpg.Pool, declared: Sequence[OidcClient]) -> list[OidcClient]:
+async def public_clients(
+    pool: asyncpg.Pool, declared: Sequence[OidcClient]
+) -> list[OidcClient]:
+    """The public clients (the only ones CORS is for): declared ones, then kept ones."""
     ids = {client.client_id for client in declared}
     async with acquire(pool) as conn:
-        kept = await oidc_clients.every(conn)
-    return [*declared, *(client for client in kept if client.client_id not in ids)]
+        kept = await oidc_clients.public(conn)
+    return [c for c in declared if c.public] + [c for c in kept if c.client_id not in ids]
 
 
 MINIPROGRAM_TOKEN_LIFETIME = timedelta(hours=2)

@@ -162,6 +162,7 @@ async def _prepare(settings: Settings) -> str:
     conn = await asyncpg.connect(settings.database_url)
     try:
         await migrate(conn)
+        await signing.ensure(conn, SystemClock().now())  # once, not by every worker at once
         return await cookie_secret(
             conn, settings.cookie_secret, settings.data_dir, SystemClock().now()
         )

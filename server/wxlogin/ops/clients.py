@@ -52,7 +52,7 @@ async def run(url: str, action: str, args: Any, now: datetime) -> str:
         if action == "list":
             return json.dumps([described(c) for c in await oidc_clients.every(conn)], indent=2)
         if action == "remove":
-            if not await oidc_clients.remove(conn, args.name):
+            if not await oidc_clients.remove(conn, args.name, now):
                 raise ClientProblem(f"there is no client {args.name} in the database")
             return json.dumps({"removed": args.name})
         secret = await oidc_clients.rotate_secret(conn, args.name)

@@ -42,6 +42,13 @@ async def get(conn: Conn, client_id: str) -> OidcClient | None:
     return None if row is None else _client(row)
 
 
+async def public(conn: Conn) -> list[OidcClient]:
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} FROM wxlogin.oidc_clients WHERE secret_hash IS NULL"
+    )
+    return [_client(row) for row in rows]
+
+
 async def every(conn: Conn) -> list[OidcClient]:
     rows = await conn.fetch(f"SELECT {COLUMNS} FROM wxlogin.oidc_clients ORDER BY created_at")
     return [_client(row) for row in rows]
@@ -63,10 +70,18 @@ async def add(
     return client_id, secret
 
 
-async def remove(conn: Conn, client_id: str) -> bool:
-    return await conn.fetchval(
-        "DELETE FROM wxlogin.oidc_clients WHERE client_id = $1 RETURNING true", client_id
-    ) is not None
+async def remove(conn: Conn, client_id: str, now: datetime) -> bool:
+    """The client goes, and every token it was given stops working with it."""
+    async with conn.transaction():
+        gone = await conn.fetchval(
+            "DELETE FROM wxlogin.oidc_clients WHERE client_id = $1 RETURNING true", client_id
+        )
+        await conn.execute(
+            "UPDATE wxlogin.oidc_tokens SET revoked_at = $2 WHERE client_id = $1"
+            " AND revoked_at IS NULL",
+            client_id, now,
+        )
+    return gone is not None
 
 
 async def rotate_secret(conn: Conn, client_id: str) -> str | None:
