@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -90,3 +92,16 @@ async def until_healthy(
                 pass
             await asyncio.sleep(0.1)
     raise AssertionError(f"server on {port} never became healthy:\n{output()}")
+
+
+async def run_wxlogin(pg_url: str, *args: str) -> tuple[int, str, str]:
+    """`python -m wxlogin ARGS` on the test database: (exit status, stdout, stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "wxlogin", *args, cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, "WXLOGIN_DATABASE_URL": pg_url},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+

@@ -3,11 +3,7 @@ kept hashed; the provider knows them at once, in every process."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +12,7 @@ from aiohttp.test_utils import TestServer
 
 from tests.conftest import MakeBrowser
 from tests.fakewechat import FakeWeChat
+from tests.helpers import run_wxlogin
 from tests.test_oidc import basic, log_in, query_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,14 +20,7 @@ GITEA = "https://git.example/user/oauth2/wxlogin/callback"
 
 
 async def wxlogin_clients(pg_url: str, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "wxlogin", "clients", *args, cwd=ROOT,
-        env={**os.environ, "WXLOGIN_DATABASE_URL": pg_url},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_wxlogin(pg_url, "clients", *args)
 
 
 async def token(site: Any, client_id: str, secret: str, code: str) -> int:

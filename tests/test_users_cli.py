@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from aiohttp.test_utils import TestServer
 
 from tests.conftest import MakeBrowser
 from tests.fakewechat import FakeWeChat
-from tests.helpers import me, new_scene, poll, push
+from tests.helpers import me, new_scene, poll, push, run_wxlogin
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 async def wxlogin(pg_url: str, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "wxlogin", "users", *args, cwd=ROOT,
-        env={**os.environ, "WXLOGIN_DATABASE_URL": pg_url},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_wxlogin(pg_url, "users", *args)
 
 
 async def test_disabling_a_user_ends_their_sessions_at_once(
