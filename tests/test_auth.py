@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from urllib.parse import unquote
 
 from tests.conftest import MakeBrowser
 from tests.fakewechat import FakeWeChat
-from tests.helpers import new_scene, poll, push
+from tests.helpers import new_scene, poll, push, run_wxlogin
 
 
 async def test_forward_auth_follows_the_session(browser: MakeBrowser, fw: FakeWeChat) -> None:
@@ -44,3 +45,35 @@ async def test_no_cors_headers_anywhere(browser: MakeBrowser) -> None:
 async def test_healthz(browser: MakeBrowser) -> None:
     response = await (await browser()).get("/healthz")
     assert response.status == 200 and (await response.json()) == {"ok": True}
+
+
+async def test_forward_auth_can_require_a_group(
+    browser: MakeBrowser, fw: FakeWeChat, pg_url: str
+) -> None:
+    anonymous, member = await browser(), await browser()
+    assert (await anonymous.get("/api/auth", params={"group": "admin"})).status == 401
+    scene = await new_scene(member)
+    pushed = await push(await browser(), scene, fw.mint(), nickName="Ada")
+    user_id = (await pushed.json())["user"]["id"]
+    await poll(member, scene, wait=0)
+    refused = await member.get("/api/auth", params={"group": "admin"})
+    assert refused.status == 403 and (await refused.json())["error"] == "not_in_group"
+    assert (await member.get("/api/auth", params={"group": "no spaces"})).status == 400
+
+    status, out, err = await run_wxlogin(pg_url, "users", "groups", user_id, "add", "admin")
+    assert status == 0, err
+    await run_wxlogin(pg_url, "users", "groups", user_id, "add", "editors")
+    admitted = await member.get("/api/auth", params={"group": "admin"})
+    assert admitted.status == 200
+    assert admitted.headers["X-Wxlogin-Groups"] == "admin,editors"
+    me = await (await member.get("/api/me")).json()
+    assert me["user"]["groups"] == ["admin", "editors"]
+
+    status, out, _ = await run_wxlogin(pg_url, "users", "list", "--json")
+    listed = json.loads(out)
+    assert [(u["id"], u["status"], u["groups"]) for u in listed] == [
+        (user_id, "active", ["admin", "editors"])]
+    await run_wxlogin(pg_url, "users", "groups", user_id, "remove", "admin")
+    assert (await member.get("/api/auth", params={"group": "admin"})).status == 403
+    status, _, err = await run_wxlogin(pg_url, "users", "groups", user_id, "add", "bad name")
+    assert status == 2 and "group's name" in err

@@ -10,11 +10,13 @@ import shutil
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 import aiohttp
+import asyncpg
 import pytest
 from aiohttp import web
 
@@ -22,6 +24,7 @@ from tests.conftest import free_port
 from wxlogin.clock import FakeClock
 from wxlogin.http.app import create_app
 from wxlogin.settings import Settings
+from wxlogin.storage.queries import set_group
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "docs" / "deploy" / "nginx.conf"
@@ -47,6 +50,7 @@ async def stack(aiohttp_server: Any, settings: Settings, clock: FakeClock,
         return web.json_response({
             "user": request.headers.get("X-Wxlogin-User-Id", ""),
             "nickname": unquote(request.headers.get("X-Wxlogin-Nickname", "")),
+            "groups": request.headers.get("X-Wxlogin-Groups", ""),
         })
 
     site.router.add_get("/{tail:.*}", page)
@@ -90,7 +94,8 @@ async def stack(aiohttp_server: Any, settings: Settings, clock: FakeClock,
             await asyncio.sleep(0.05)
         else:
             raise AssertionError((tmp_path / "error.log").read_text())
-    yield {"base": base, "login": f"http://127.0.0.1:{login_port}"}
+    yield {"base": base, "login": f"http://127.0.0.1:{login_port}",
+           "database_url": settings.database_url or ""}
     process.send_signal(signal.SIGQUIT)
     await asyncio.wait_for(process.wait(), 10)
 
@@ -105,6 +110,8 @@ async def test_a_site_behind_nginx_and_the_login(stack: dict[str, str]) -> None:
                                headers=headers) as response:
             assert response.status == 302
             assert response.headers["Location"].endswith("/login?next=/articles/7")
+        async with browser.get(base + "/admin/users", allow_redirects=False) as response:
+            assert response.status == 302  # anonymous: to the login, as everywhere
 
         async with browser.get(base + "/login?next=/articles/7") as response:
             assert response.status == 200 and "wxlogin-code" in await response.text()
@@ -128,7 +135,20 @@ async def test_a_site_behind_nginx_and_the_login(stack: dict[str, str]) -> None:
         async with browser.get(base + "/articles/7", headers=headers) as response:
             assert response.status == 200
             seen = await response.json()
-        assert seen == {"user": "1", "nickname": "Ōno 小野"}  # ours, not the forged ones
+        assert seen == {"user": "1", "nickname": "Ōno 小野", "groups": ""}  # ours, not forged
+
+        # The part for one group: 403 until the owner puts the visitor in it.
+        async with browser.get(base + "/admin/users", allow_redirects=False) as response:
+            assert response.status == 403
+        conn = await asyncpg.connect(stack["database_url"])
+        try:
+            await set_group(conn, 1, "admin", True, datetime.now(UTC))
+        finally:
+            await conn.close()
+        async with browser.get(base + "/admin/users",
+                               headers={"X-Wxlogin-Groups": "forged"}) as response:
+            assert response.status == 200
+            assert (await response.json())["groups"] == "admin"
 
         async with browser.post(base + "/api/logout") as response:
             assert response.status == 204

@@ -24,6 +24,7 @@ from tests.fakewechat import FakeWeChat
 from tests.helpers import new_scene, poll, push
 from wxlogin.clients import OidcClient
 from wxlogin.clock import FakeClock
+from wxlogin.storage.queries import set_group
 
 SECRET = "wordpress-secret-0123456789"
 # WordPress's plugin registers a redirect with a query string: it must match byte for byte.
@@ -409,13 +410,25 @@ async def test_basic_credentials_are_read_encoded_or_raw(
         assert "email" not in claims  # only for clients that asked for a substitute
 
 
-async def test_a_client_limited_to_groups_admits_nobody_while_there_are_none(
-    idp: TestServer, browser: MakeBrowser, fw: FakeWeChat
+async def test_a_client_limited_to_groups_admits_only_their_members(
+    idp: TestServer, browser: MakeBrowser, fw: FakeWeChat, db: Any, clock: FakeClock
 ) -> None:
-    desk, phone = await browser(idp), await browser(idp)
+    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
     await log_in(desk, phone, fw)
     refused = await authorize(desk, client_id="grafana", redirect_uri=GRAFANA)
     assert refused.status == 302 and query_of(refused)["error"] == "access_denied"
+    user_id = await db.fetchval("SELECT id FROM wxlogin.users")
+    await set_group(db, user_id, "admin", True, clock.now())
+    found = await code_for(desk, client_id="grafana", redirect_uri=GRAFANA,
+                           scope="openid profile groups")
+    answer = await site.post("/oidc/token", headers=basic("grafana", SECRET), data={
+        "grant_type": "authorization_code", "code": found["code"], "redirect_uri": GRAFANA})
+    tokens = await answer.json()
+    claims = pyjwt.decode(tokens["id_token"], options={"verify_signature": False})
+    assert claims["groups"] == ["admin"]
+    info = await site.get("/oidc/userinfo",
+                          headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert (await info.json())["groups"] == ["admin"]
 
 
 async def test_a_repeated_state_is_refused_without_echoing_either(

@@ -56,6 +56,12 @@ class NotLoggedIn(ApiError):
     default_message = "You are not logged in."
 
 
+class NotInGroup(ApiError):
+    status = 403
+    code = "not_in_group"
+    default_message = "Your account is not in the group this page is for."
+
+
 class ForbiddenOrigin(ApiError):
     status = 403
     code = "forbidden_origin"

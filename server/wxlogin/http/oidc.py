@@ -85,7 +85,7 @@ async def discovery(request: web.Request) -> web.Response:
         "scopes_supported": list(oidc.SCOPES),
         "claims_supported": [
             "sub", "iss", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash", "name",
-            "preferred_username", "picture", "email", "email_verified",
+            "preferred_username", "picture", "email", "email_verified", "groups",
         ],
         "token_endpoint_auth_methods_supported": [
             "client_secret_basic", "client_secret_post", "none",
@@ -236,9 +236,7 @@ async def authorize(request: web.Request) -> web.StreamResponse:
         if lang is not None:
             login_query["lang"] = lang
         raise web.HTTPSeeOther(f"{request.app[BASE]}/login?" + urlencode(login_query))
-    if client.allowed_groups:
-        # Groups are not kept yet: nobody is a member, so such a client admits nobody (rather
-        # than everybody).
+    if client.allowed_groups and not set(client.allowed_groups) & set(user.groups):
         raise fail("access_denied", "This site admits only members of certain groups.")
     code = await oidc.grant_code(
         services.pool, now, client=client, redirect_uri=redirect_uri, user_id=user.id,

@@ -74,6 +74,8 @@ SCHEMAS: dict[str, Schema] = {
             "type": "string",
             "description": "An https URL, this server's address of an uploaded avatar, or empty.",
         },
+        "groups": {"type": "array", "items": {"type": "string"},
+                   "description": "The groups the owner put this user in (may be empty)."},
     }),
     "Status": {
         "type": "string",
@@ -199,9 +201,19 @@ def _paths() -> dict[str, Schema]:
                         "description": "The nickname, percent-encoded UTF-8.",
                         "schema": {"type": "string"},
                     },
+                    "X-Wxlogin-Groups": {
+                        "required": True,
+                        "description": "The user's groups, comma-separated (may be empty).",
+                        "schema": {"type": "string"},
+                    },
                 },
             }},
-            ("not_logged_in", *DATABASE),
+            ("bad_request", "not_logged_in", "not_in_group", *DATABASE),
+            parameters=[{
+                "name": "group", "in": "query", "required": False,
+                "description": "Admit only members of this group (403 `not_in_group` else).",
+                "schema": {"type": "string"},
+            }],
             security=SESSION,
         )},
         "/api/pushCode": {"post": operation(

@@ -34,7 +34,8 @@ CLAIMS: Schema = obj({
     "sub": {"type": "string", "maxLength": 255},
     "name": STRING, "preferred_username": STRING, "picture": STRING, "email": STRING,
     "email_verified": {"type": "boolean"},
-}, "name", "preferred_username", "picture", "email", "email_verified")
+    "groups": {"type": "array", "items": STRING},
+}, "name", "preferred_username", "picture", "email", "email_verified", "groups")
 
 
 def oauth_errors(*statuses: int, form_errors: tuple[str, ...] = ()) -> dict[str, Schema]:

@@ -38,6 +38,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "invalid_client": (401, "OpenID Connect: the client's credentials, or the bearer token, are "
                        "wrong (the answer's `error` is the protocol's code)"),
     "forbidden_origin": (403, "the request came from another site"),
+    "not_in_group": (403, "logged in, but not in the group `/api/auth?group=` asks for"),
     "scene_not_found": (404, "no such scene, or not this browser's (indistinguishable)"),
     "not_found": (404, "no such address"),
     "method_not_allowed": (405, "wrong method for this address"),

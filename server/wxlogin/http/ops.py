@@ -6,7 +6,8 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from ..errors import DatabaseUnavailable, NotLoggedIn
+from ..errors import BadInput, DatabaseUnavailable, NotInGroup, NotLoggedIn
+from ..storage.queries import GROUP
 from .browser import current_user
 from .keys import METRICS, SERVICES
 
@@ -27,15 +28,22 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def forward_auth(request: web.Request) -> web.Response:
-    """200 with the user in headers for a logged-in session, else 401. Identity comes only from
-    the session; the proxy must overwrite any X-Wxlogin-* headers a client sends."""
+    """200 with the user in headers for a logged-in session, else 401; with `?group=G`, 403 for
+    a user not in G. Identity comes only from the session; the proxy must overwrite any
+    X-Wxlogin-* headers a client sends."""
+    wanted = request.query.get("group")
+    if wanted is not None and not GROUP.fullmatch(wanted):
+        raise BadInput("`group` must be 1 to 64 letters, digits, '_', '.' or '-'.")
     user = await current_user(request)
     if user is None:
         raise NotLoggedIn()
+    if wanted is not None and wanted not in user.groups:
+        raise NotInGroup()
     return web.Response(
         status=200,
         headers={
             "X-Wxlogin-User-Id": str(user.id),
             "X-Wxlogin-Nickname": quote(user.nickname, safe=""),
+            "X-Wxlogin-Groups": ",".join(user.groups),
         },
     )

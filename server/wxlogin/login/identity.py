@@ -54,7 +54,8 @@ def left_hash(value: str) -> str:
 def profile_claims(
     user: queries.User, sub: str, scopes: set[str], email: str | None, issuer: str
 ) -> dict[str, Any]:
-    """What `profile` (and `email` for clients that need a made-up one) say of a user."""
+    """What `profile`, `groups` (and `email` for clients that need a made-up one) say of a
+    user."""
     claims: dict[str, Any] = {"sub": sub}
     if "profile" in scopes:
         handle = f"wx_{sub[:12]}"
@@ -62,6 +63,8 @@ def profile_claims(
         claims["preferred_username"] = handle
         if user.avatar_url:
             claims["picture"] = user.avatar_url
+    if "groups" in scopes:
+        claims["groups"] = list(user.groups)
     if "email" in scopes and email == "substitute":
         host = urlsplit(issuer).hostname or ""
         if not host or ":" in host:  # an IPv6 literal makes no domain

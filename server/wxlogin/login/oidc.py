@@ -30,7 +30,7 @@ CODE_LIFETIME = timedelta(seconds=60)
 ACCESS_LIFETIME = timedelta(hours=1)  # storage/sweeper.py keeps used codes as long
 ID_TOKEN_LIFETIME = timedelta(hours=1)
 REFRESH_LIFETIME = timedelta(days=30)
-SCOPES = ("openid", "profile", "email", "offline_access")
+SCOPES = ("openid", "profile", "email", "groups", "offline_access")
 
 
 def s256(verifier: str) -> str:

@@ -119,9 +119,11 @@ class Steps:
                 error.status, {"error": error.code, "message": error.message}, error.headers
             )
         async with acquire(self._pool) as conn:
-            await queries.ledger_finish(
+            stored = await queries.ledger_finish(
                 conn, key, answer.status, {"body": answer.body, "headers": answer.headers}
             )
+        if stored is not None:  # byte for byte what a retry of this step will be answered
+            answer = Answer(answer.status, stored["body"], stored.get("headers", {}))
         return answer
 
     async def _replay(

@@ -211,9 +211,15 @@ def main(argv: list[str] | None = None) -> None:
     oidc_clients.add_argument("--email-substitute", action="store_true",
                               help="give <sub>@<host>.invalid to sites that demand an email")
     oidc_clients.add_argument("--allowed-group", action="append", metavar="GROUP")
-    owner = commands.add_parser("users", help="list, show, disable or enable users")
-    owner.add_argument("action", choices=("list", "show", "disable", "enable"))
+    owner = commands.add_parser(
+        "users", help="list, show, disable or enable users; their groups"
+    )
+    owner.add_argument("action", choices=("list", "show", "disable", "enable", "groups"))
     owner.add_argument("user_id", nargs="?", type=int)
+    owner.add_argument("change", nargs="?", choices=("add", "remove"),
+                       help="groups: add or remove (absent: list them)")
+    owner.add_argument("group", nargs="?", help="groups: the group's name")
+    owner.add_argument("--json", action="store_true", help="list: as JSON")
     args = parser.parse_args(argv)
     if args.command == "clients" and args.action != "list" and not args.name:
         parser.error(f"wxlogin clients {args.action} needs a "
@@ -259,7 +265,14 @@ def main(argv: list[str] | None = None) -> None:
         with database(settings) as ready:
             assert ready.database_url is not None
             try:
-                lines = asyncio.run(users.run(ready.database_url, args.action, args.user_id))
+                lines = asyncio.run(users.run(
+                    ready.database_url, args.action, args.user_id, as_json=args.json,
+                    change=args.change, group=args.group, now=SystemClock().now(),
+                ))
+            except users.BadGroup:
+                print("wxlogin: a group's name is 1 to 64 letters, digits, '_', '.' or '-'",
+                      file=sys.stderr)
+                raise SystemExit(2) from None
             except users.NoSuchUser:
                 print(f"wxlogin: there is no user {args.user_id}", file=sys.stderr)
                 raise SystemExit(1) from None

@@ -1,9 +1,13 @@
-"""`wxlogin users list|show|disable|enable`: the owner's view of who has logged in."""
+"""`wxlogin users list|show|disable|enable|groups`: the owner's view of who has logged in."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+
 import asyncpg
 
+from ..storage import queries
 from ..storage.db import Conn
 
 
@@ -11,22 +15,37 @@ class NoSuchUser(Exception):
     pass
 
 
+LIST = (
+    "SELECT u.id, u.nickname, u.avatar_url, u.unionid IS NOT NULL AS has_unionid, u.disabled,"
+    " u.created_at, (SELECT count(*) FROM wxlogin.sessions s WHERE s.user_id = u.id) AS sessions,"
+    " (SELECT coalesce(array_agg(g.name ORDER BY g.name), '{}') FROM wxlogin.user_groups g"
+    " WHERE g.user_id = u.id) AS groups"
+    " FROM wxlogin.users u ORDER BY u.id DESC LIMIT $1"
+)
+
+
 async def list_users(conn: Conn, limit: int = 100) -> list[str]:
-    rows = await conn.fetch(
-        "SELECT u.id, u.nickname, u.unionid IS NOT NULL AS has_unionid, u.disabled,"
-        " u.created_at, (SELECT count(*) FROM wxlogin.sessions s WHERE s.user_id = u.id) AS"
-        " sessions"
-        " FROM wxlogin.users u ORDER BY u.id DESC LIMIT $1",
-        limit,
-    )
-    lines = [f"{'id':>6}  {'nickname':<24} {'unionid':<7} {'sessions':>8}  {'state':<8} created"]
+    rows = await conn.fetch(LIST, limit)
+    lines = [f"{'id':>6}  {'nickname':<24} {'unionid':<7} {'sessions':>8}  {'state':<8} created"
+             "           groups"]
     for row in rows:
         lines.append(
             f"{row['id']:>6}  {row['nickname'] or '—':<24.24} "
             f"{'yes' if row['has_unionid'] else 'no':<7} {row['sessions']:>8}  "
             f"{'disabled' if row['disabled'] else 'active':<8} {row['created_at']:%Y-%m-%d %H:%M}"
+            f"  {','.join(row['groups']) or '—'}"
         )
     return lines
+
+
+async def list_json(conn: Conn, limit: int = 100) -> list[str]:
+    """The contract's shape: `{"id", "nickname", "status", "groups", …}` per user."""
+    rows = await conn.fetch(LIST, limit)
+    return [json.dumps([{
+        "id": str(row["id"]), "nickname": row["nickname"], "avatar_url": row["avatar_url"],
+        "status": "disabled" if row["disabled"] else "active", "groups": list(row["groups"]),
+        "sessions": row["sessions"], "created_at": row["created_at"].isoformat(),
+    } for row in rows], ensure_ascii=False, indent=2)]
 
 
 async def show_user(conn: Conn, user_id: int) -> list[str]:
@@ -49,6 +68,7 @@ async def show_user(conn: Conn, user_id: int) -> list[str]:
         f"state:      {'disabled' if row['disabled'] else 'active'}",
         f"created:    {row['created_at']:%Y-%m-%d %H:%M:%S %Z}",
         f"sessions:   {sessions}",
+        f"groups:     {', '.join(await groups_of(conn, user_id)) or '—'}",
     ]
     lines += [f"identity:   {i['appid']} / {i['openid']}" for i in identities]
     return lines
@@ -70,14 +90,37 @@ async def set_disabled(conn: Conn, user_id: int, disabled: bool) -> int:
         return len(ended)
 
 
-async def run(url: str, action: str, user_id: int | None) -> list[str]:
+async def groups_of(conn: Conn, user_id: int) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT name FROM wxlogin.user_groups WHERE user_id = $1 ORDER BY name", user_id
+    )
+    return [row["name"] for row in rows]
+
+
+class BadGroup(Exception):
+    pass
+
+
+async def run(
+    url: str, action: str, user_id: int | None, *, as_json: bool = False,
+    change: str | None = None, group: str | None = None, now: datetime | None = None,
+) -> list[str]:
     conn = await asyncpg.connect(url)
     try:
         if action == "list":
-            return await list_users(conn)
+            return await (list_json(conn) if as_json else list_users(conn))
         assert user_id is not None
         if action == "show":
             return await show_user(conn, user_id)
+        if action == "groups":
+            if change is None:
+                return await groups_of(conn, user_id)
+            if group is None or not queries.GROUP.fullmatch(group):
+                raise BadGroup(group)
+            if not await queries.set_group(conn, user_id, group, change == "add",
+                                           now or datetime.now(UTC)):
+                raise NoSuchUser(user_id)
+            return await groups_of(conn, user_id)
         ended = await set_disabled(conn, user_id, action == "disable")
         if action == "disable":
             return [f"user {user_id} disabled; {ended} session(s) ended"]

@@ -6,9 +6,12 @@ Async functions taking a connection, so callers compose them inside one transact
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+
+import asyncpg
 
 from .db import Conn
 
@@ -23,12 +26,25 @@ class User:
     avatar_url: str
     disabled: bool
     created_at: datetime
+    groups: tuple[str, ...] = ()
 
     def public(self) -> dict[str, Any]:
-        return {"id": str(self.id), "nickname": self.nickname, "avatar_url": self.avatar_url}
+        return {"id": str(self.id), "nickname": self.nickname, "avatar_url": self.avatar_url,
+                "groups": list(self.groups)}
 
 
-USER_COLUMNS = "id, nickname, avatar_url, disabled, created_at"
+GROUP = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # the table's CHECK, for early answers
+USER_COLUMNS = (
+    "id, nickname, avatar_url, disabled, created_at,"
+    " (SELECT coalesce(array_agg(g.name ORDER BY g.name), '{}') FROM wxlogin.user_groups g"
+    " WHERE g.user_id = users.id) AS groups"
+)
+
+
+def _user(row: asyncpg.Record) -> User:
+    fields = dict(row)
+    fields["groups"] = tuple(fields["groups"])
+    return User(**fields)
 
 
 async def take_draw(conn: Conn, now: datetime, budget: int) -> int:
@@ -46,7 +62,7 @@ async def take_draw(conn: Conn, now: datetime, budget: int) -> int:
 
 async def get_user(conn: Conn, user_id: int) -> User | None:
     row = await conn.fetchrow(f"SELECT {USER_COLUMNS} FROM wxlogin.users WHERE id = $1", user_id)
-    return None if row is None else User(**dict(row))
+    return None if row is None else _user(row)
 
 
 async def upsert_user(
@@ -110,7 +126,7 @@ async def upsert_user(
         user_id, nickname or None, avatar_url or None, now,
     )
     assert row is not None
-    return User(**dict(row))
+    return _user(row)
 
 
 # --- the code ledger ---------------------------------------------------------------------------
@@ -164,12 +180,15 @@ async def ledger_begin(
 
 async def ledger_finish(
     conn: Conn, code_hash: bytes, status: int, answer: dict[str, Any]
-) -> None:
-    await conn.execute(
+) -> dict[str, Any] | None:
+    """Record a step's answer; returns it as stored (jsonb orders an object's keys its own way,
+    and a retried step is answered from the store, so the first answer must be that one too)."""
+    stored = await conn.fetchval(
         "UPDATE wxlogin.code_ledger SET answer_status = $2, answer = $3::jsonb"
-        " WHERE code_hash = $1 AND answer_status IS NULL",
+        " WHERE code_hash = $1 AND answer_status IS NULL RETURNING answer",
         code_hash, status, json.dumps(answer),
     )
+    return None if stored is None else dict(json.loads(stored))
 
 
 # --- code images -------------------------------------------------------------------------------
@@ -270,3 +289,21 @@ async def avatar_for(conn: Conn, scene: str, claimant: str) -> str | None:
         scene, claimant,
     )
     return avatar_id
+
+
+async def set_group(conn: Conn, user_id: int, group: str, member: bool, now: datetime) -> bool:
+    """Add or remove a membership; False when there is no such user."""
+    if not await conn.fetchval("SELECT true FROM wxlogin.users WHERE id = $1", user_id):
+        return False
+    if member:
+        await conn.execute(
+            "INSERT INTO wxlogin.user_groups (user_id, name, created_at) VALUES ($1, $2, $3)"
+            " ON CONFLICT DO NOTHING",
+            user_id, group, now,
+        )
+    else:
+        await conn.execute(
+            "DELETE FROM wxlogin.user_groups WHERE user_id = $1 AND name = $2", user_id, group
+        )
+    return True
+
