@@ -310,26 +310,30 @@ async def token(request: web.Request) -> web.Response:
     services, now = request.app[SERVICES], request.app[CLOCK].now()
     grant = form.get("grant_type")
     if grant == "authorization_code":
-        code = form.get("code")
-        if not code:
-            raise OAuthError("invalid_request", "The code is missing.")
-        if not TOKEN.fullmatch(code):
-            raise oidc.invalid_grant("This code is unknown or expired.")
+        code = grant_field(form, "code", "This code is unknown or expired.")
         answer = await oidc.exchange_code(
             services.pool, now, issuer(request), client, code=code,
             redirect_uri=form.get("redirect_uri"), verifier=form.get("code_verifier"),
         )
     elif grant == "refresh_token":
-        refresh = form.get("refresh_token")
-        if not refresh:
-            raise OAuthError("invalid_request", "The refresh_token is missing.")
-        if not TOKEN.fullmatch(refresh):
-            raise oidc.invalid_grant("This refresh token is unknown, expired or revoked.")
+        refresh = grant_field(form, "refresh_token",
+                              "This refresh token is unknown, expired or revoked.")
         answer = await oidc.refresh(services.pool, now, issuer(request), client, refresh)
     else:
         raise OAuthError("unsupported_grant_type",
                          "grant_type must be authorization_code or refresh_token.")
     return web.json_response(answer, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
+def grant_field(form: dict[str, str], name: str, unknown: str) -> str:
+    """The code or refresh token of a token request: missing is a bad request; anything not
+    shaped like one of ours is simply unknown (and never reaches the database)."""
+    value = form.get(name)
+    if not value:
+        raise OAuthError("invalid_request", f"The {name} is missing.")
+    if not TOKEN.fullmatch(value):
+        raise oidc.invalid_grant(unknown)
+    return value
 
 
 async def userinfo(request: web.Request) -> web.Response:
