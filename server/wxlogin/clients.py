@@ -61,9 +61,11 @@ def parse_clients(raw: str | None) -> tuple[tuple[OidcClient, ...], list[str]]:
         return (), [f"{name} must be a JSON array of client objects"]
     if not isinstance(items, list):
         return (), [f"{name} must be a JSON array of client objects"]
-    clients, problems, seen = [], [], set()
+    clients: list[OidcClient] = []
+    problems: list[str] = []
+    seen: set[str] = set()
     for index, item in enumerate(items):
-        where = f"{name}[{index}]"
+        where, known = f"{name}[{index}]", len(problems)
         if not isinstance(item, dict):
             problems.append(f"{where} must be an object")
             continue
@@ -91,7 +93,7 @@ def parse_clients(raw: str | None) -> tuple[tuple[OidcClient, ...], list[str]]:
             problems.append(f"{where}: id_token_signed_response_alg must be RS256 or ES256")
         if not isinstance(item.get("name", ""), str):
             problems.append(f"{where}: name must be a string")
-        if problems:
+        if len(problems) > known:  # this one is not a client
             continue
         assert isinstance(uris, list)
         clients.append(OidcClient(

@@ -19,6 +19,7 @@ from ..login.steps import Answer, user_key
 from ..wechat.client import WeChat, WxSession
 from . import inputs
 from .keys import BASE, CLOCK, SERVICES, SETTINGS
+from .oidc import issuer
 from .origin import check_origin
 from .peer import client_ip
 
@@ -172,10 +173,8 @@ async def miniprogram_token(request: web.Request) -> web.Response:
     fields = await inputs.fields(request)
     code, wechat = inputs.code(fields.get("code")), pick_app(request, fields)
     wx = await wechat.code2session(code)
-    settings = request.app[SETTINGS]
     token, user = await oidc.miniprogram_token(
-        services.pool, request.app[CLOCK].now(),
-        settings.public_url.rstrip("/") + request.app[BASE], wechat.appid, wx,
+        services.pool, request.app[CLOCK].now(), issuer(request), wechat.appid, wx
     )
     return web.json_response({
         "access_token": token, "token_type": "Bearer",

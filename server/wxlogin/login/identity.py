@@ -45,10 +45,14 @@ async def sign(conn: Conn, claims: dict[str, Any], now: datetime, alg: str = "RS
     return jwt.encode({"alg": alg, "kid": key.kid, "typ": typ}, claims, key.imported())
 
 
+def b64url(data: bytes) -> str:
+    """base64url without padding, as JOSE and PKCE write bytes."""
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
 def left_hash(value: str) -> str:
-    """`at_hash` (OIDC Core §3.1.3.6): the left half of SHA-256, base64url without padding."""
-    half = hashlib.sha256(value.encode("ascii")).digest()[:16]
-    return base64.urlsafe_b64encode(half).decode().rstrip("=")
+    """`at_hash` (OIDC Core §3.1.3.6): the left half of SHA-256."""
+    return b64url(hashlib.sha256(value.encode("ascii")).digest()[:16])
 
 
 def profile_claims(

@@ -7,7 +7,6 @@ session is the provider's login session. Everything a token says comes from the 
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import re
@@ -34,8 +33,8 @@ SCOPES = ("openid", "profile", "email", "groups", "offline_access")
 
 
 def s256(verifier: str) -> str:
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    """PKCE's S256 (RFC 7636 §4.2): the challenge a verifier answers."""
+    return identity.b64url(hashlib.sha256(verifier.encode("ascii")).digest())
 
 
 async def auth_time(pool: asyncpg.Pool, session_hash: bytes) -> datetime | None:

@@ -111,9 +111,12 @@ class Token:
     auth_time: datetime
 
 
+GRANT_COLUMNS = "kind, grant_hash, client_id, user_id, scope, auth_time"
+
+
 async def live_token(conn: Conn, token: str, kind: str, now: datetime) -> Token | None:
     row = await conn.fetchrow(
-        "SELECT t.kind, t.grant_hash, t.client_id, t.user_id, t.scope, t.auth_time"
+        f"SELECT {GRANT_COLUMNS}"  # no column of users shares a name with these
         " FROM wxlogin.oidc_tokens t JOIN wxlogin.users u ON u.id = t.user_id"
         " WHERE t.token_hash = $1 AND t.kind = $2 AND t.revoked_at IS NULL"
         " AND t.expires_at > $3 AND NOT u.disabled",
@@ -135,7 +138,7 @@ async def spend_refresh(conn: Conn, token: str, now: datetime) -> Token | None:
     row = await conn.fetchrow(
         "UPDATE wxlogin.oidc_tokens SET revoked_at = $2"
         " WHERE token_hash = $1 AND kind = 'refresh' AND revoked_at IS NULL AND expires_at > $2"
-        " RETURNING kind, grant_hash, client_id, user_id, scope, auth_time",
+        f" RETURNING {GRANT_COLUMNS}",
         digest(token), now,
     )
     return None if row is None else Token(**dict(row))
