@@ -74,6 +74,15 @@ async def log_in(browser: Browser, phone: Browser, fw: FakeWeChat, who: str = "a
     assert (await poll(browser, scene))[1]["status"] == "confirmed"
 
 
+async def logged_in(
+    browser: MakeBrowser, idp: TestServer, fw: FakeWeChat
+) -> tuple[Browser, Browser, Browser]:
+    """A browser logged in by a scan, the phone that scanned, and a relying party's client."""
+    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
+    await log_in(desk, phone, fw)
+    return desk, phone, site
+
+
 async def code_for(browser: Browser, **params: str) -> dict[str, str]:
     response = await authorize(browser, **params)
     assert response.status == 302, await response.text()
@@ -167,8 +176,7 @@ async def test_a_whole_login_through_the_scan_with_client_secret_basic(
 async def test_client_secret_post_and_the_substitute_email(
     idp: TestServer, browser: MakeBrowser, fw: FakeWeChat
 ) -> None:
-    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
-    await log_in(desk, phone, fw)
+    desk, phone, site = await logged_in(browser, idp, fw)
     found = await code_for(desk, scope="openid profile email")
     answer = await exchange(site, found["code"], client_id="wordpress", client_secret=SECRET)
     tokens = await answer.json()
@@ -180,8 +188,7 @@ async def test_client_secret_post_and_the_substitute_email(
 async def test_a_wrong_secret_is_invalid_client(
     idp: TestServer, browser: MakeBrowser, fw: FakeWeChat
 ) -> None:
-    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
-    await log_in(desk, phone, fw)
+    desk, phone, site = await logged_in(browser, idp, fw)
     found = await code_for(desk)
     refused = await exchange(site, found["code"], auth=basic("wordpress", "wrong-secret-xx"))
     assert refused.status == 401 and refused.headers["Cache-Control"] == "no-store"
@@ -191,8 +198,7 @@ async def test_a_wrong_secret_is_invalid_client(
 async def test_a_code_redeemed_twice_fails_and_revokes_what_it_gave(
     idp: TestServer, browser: MakeBrowser, fw: FakeWeChat
 ) -> None:
-    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
-    await log_in(desk, phone, fw)
+    desk, phone, site = await logged_in(browser, idp, fw)
     code = (await code_for(desk))["code"]
     auth = basic("wordpress", SECRET)
     first = await (await exchange(site, code, auth=auth)).json()
@@ -206,8 +212,7 @@ async def test_a_code_redeemed_twice_fails_and_revokes_what_it_gave(
 async def test_codes_live_a_minute(
     idp: TestServer, browser: MakeBrowser, fw: FakeWeChat, clock: FakeClock
 ) -> None:
-    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
-    await log_in(desk, phone, fw)
+    desk, phone, site = await logged_in(browser, idp, fw)
     code = (await code_for(desk))["code"]
     clock.advance(61)
     late = await exchange(site, code, auth=basic("wordpress", SECRET))
@@ -216,8 +221,7 @@ async def test_codes_live_a_minute(
 
 async def test_pkce_for_a_public_client(idp: TestServer, browser: MakeBrowser, fw: FakeWeChat
                                         ) -> None:
-    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
-    await log_in(desk, phone, fw)
+    desk, phone, site = await logged_in(browser, idp, fw)
     spa = {"client_id": "spa", "redirect_uri": SPA}
     without = await authorize(desk, **spa)
     assert without.status == 302 and query_of(without)["error"] == "invalid_request"
@@ -242,8 +246,7 @@ async def test_a_verifier_without_a_stored_challenge_is_refused(
     idp: TestServer, browser: MakeBrowser, fw: FakeWeChat
 ) -> None:
     """A PKCE downgrade: the attacker's request carried no challenge."""
-    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
-    await log_in(desk, phone, fw)
+    desk, phone, site = await logged_in(browser, idp, fw)
     found = await code_for(desk)
     refused = await exchange(site, found["code"], auth=basic("wordpress", SECRET),
                              code_verifier="v" * 43)
@@ -299,8 +302,7 @@ async def test_prompt_login_and_max_age_send_a_logged_in_browser_to_log_in_again
 async def test_refresh_tokens_rotate_and_a_reused_one_revokes_its_family(
     idp: TestServer, browser: MakeBrowser, fw: FakeWeChat
 ) -> None:
-    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
-    await log_in(desk, phone, fw)
+    desk, phone, site = await logged_in(browser, idp, fw)
     found = await code_for(desk, scope="openid profile offline_access")
     auth = basic("wordpress", SECRET)
     first = await (await exchange(site, found["code"], auth=auth)).json()
@@ -326,8 +328,7 @@ async def test_refresh_tokens_rotate_and_a_reused_one_revokes_its_family(
 async def test_a_disabled_user_cannot_refresh(
     idp: TestServer, browser: MakeBrowser, fw: FakeWeChat, db: Any
 ) -> None:
-    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
-    await log_in(desk, phone, fw)
+    desk, phone, site = await logged_in(browser, idp, fw)
     found = await code_for(desk, scope="openid offline_access")
     auth = basic("wordpress", SECRET)
     tokens = await (await exchange(site, found["code"], auth=auth)).json()
@@ -359,8 +360,7 @@ async def test_a_code_redeemed_by_many_at_once_gives_tokens_once_then_revokes_th
 ) -> None:
     """An intercepted code raced against its rightful redemption: exactly one wins, and the
     losers' replay revokes what the winner got, however the requests interleave."""
-    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
-    await log_in(desk, phone, fw)
+    desk, phone, site = await logged_in(browser, idp, fw)
     code = (await code_for(desk))["code"]
     answers = await asyncio.gather(*(
         exchange(site, code, auth=basic("wordpress", SECRET)) for _ in range(20)
@@ -375,8 +375,7 @@ async def test_a_code_redeemed_by_many_at_once_gives_tokens_once_then_revokes_th
 async def test_codes_and_refresh_tokens_belong_to_their_client(
     idp: TestServer, browser: MakeBrowser, fw: FakeWeChat
 ) -> None:
-    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
-    await log_in(desk, phone, fw)
+    desk, phone, site = await logged_in(browser, idp, fw)
     code = (await code_for(desk, scope="openid offline_access"))["code"]
     stolen = await exchange(site, code, auth=basic("nextcloud", ODD_SECRET))
     assert stolen.status == 400 and (await stolen.json())["error"] == "invalid_grant"
@@ -397,8 +396,7 @@ async def test_codes_and_refresh_tokens_belong_to_their_client(
 async def test_basic_credentials_are_read_encoded_or_raw(
     idp: TestServer, browser: MakeBrowser, fw: FakeWeChat
 ) -> None:
-    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
-    await log_in(desk, phone, fw)
+    desk, phone, site = await logged_in(browser, idp, fw)
     raw = "Basic " + base64.b64encode(f"nextcloud:{ODD_SECRET}".encode()).decode()
     for auth in (basic("nextcloud", ODD_SECRET), {"Authorization": raw}):
         code = (await code_for(desk, client_id="nextcloud", redirect_uri=NEXTCLOUD))["code"]
@@ -413,8 +411,7 @@ async def test_basic_credentials_are_read_encoded_or_raw(
 async def test_a_client_limited_to_groups_admits_only_their_members(
     idp: TestServer, browser: MakeBrowser, fw: FakeWeChat, db: Any, clock: FakeClock
 ) -> None:
-    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
-    await log_in(desk, phone, fw)
+    desk, phone, site = await logged_in(browser, idp, fw)
     refused = await authorize(desk, client_id="grafana", redirect_uri=GRAFANA)
     assert refused.status == 302 and query_of(refused)["error"] == "access_denied"
     user_id = await db.fetchval("SELECT id FROM wxlogin.users")
@@ -483,8 +480,7 @@ async def test_a_lost_answer_to_a_second_login_is_delivered_again(
 async def test_malformed_input_is_refused_never_a_500(
     idp: TestServer, browser: MakeBrowser, fw: FakeWeChat, where: str, value: dict[str, str]
 ) -> None:
-    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
-    await log_in(desk, phone, fw)
+    desk, phone, site = await logged_in(browser, idp, fw)
     if where == "authorize":
         answer = await authorize(desk, **value)
         assert answer.status in (302, 303)
@@ -512,8 +508,7 @@ async def id_token_for(desk: Browser, site: Browser) -> str:
 async def test_logout_with_an_id_token_hint_ends_the_session_and_goes_back(
     idp: TestServer, browser: MakeBrowser, fw: FakeWeChat
 ) -> None:
-    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
-    await log_in(desk, phone, fw)
+    desk, phone, site = await logged_in(browser, idp, fw)
     hint = await id_token_for(desk, site)
     unregistered = await desk.get("/oidc/logout", allow_redirects=False, params={
         "id_token_hint": hint, "post_logout_redirect_uri": "https://evil.example/"})
@@ -589,8 +584,7 @@ async def test_nextcloud_sends_a_claims_parameter_and_gets_an_es256_id_token(
 ) -> None:
     """user_oidc adds `claims` (tolerated, not used) and may want ES256; it checks the token by
     `kid`, and `iss`, `aud`, `azp` and `nonce`."""
-    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
-    await log_in(desk, phone, fw)
+    desk, phone, site = await logged_in(browser, idp, fw)
     code = (await code_for(desk, client_id="nextcloud", redirect_uri=NEXTCLOUD,
                            claims=json.dumps({"id_token": {"email": None}})))["code"]
     answer = await site.post("/oidc/token", headers=basic("nextcloud", ODD_SECRET), data={
@@ -609,8 +603,7 @@ async def test_nextcloud_sends_a_claims_parameter_and_gets_an_es256_id_token(
 async def test_gitea_needs_a_numeric_exp_and_the_discovery_issuer_byte_for_byte(
     idp: TestServer, browser: MakeBrowser, fw: FakeWeChat
 ) -> None:
-    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
-    await log_in(desk, phone, fw)
+    desk, phone, site = await logged_in(browser, idp, fw)
     discovered = await (await site.get("/.well-known/openid-configuration")).json()
     code = (await code_for(desk))["code"]
     tokens = await (await exchange(site, code, auth=basic("wordpress", SECRET))).json()
@@ -626,8 +619,7 @@ async def test_an_old_or_foreign_hint_asks_first_and_two_sites_get_a_page(
     """Only an ID token of this very login logs out unasked: not one from an earlier login of
     the same person, nor the mini program's access token; a client_id that is not the hint's
     audience is refused outright."""
-    desk, phone, site = await browser(idp), await browser(idp), await browser(idp)
-    await log_in(desk, phone, fw)
+    desk, phone, site = await logged_in(browser, idp, fw)
     old_hint = await id_token_for(desk, site)
     clock.advance(5)
     await log_in(desk, phone, fw)  # a new login: a new session
