@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import MutableMapping
+from datetime import datetime
 from html import escape
 from typing import Any
 from urllib.parse import unquote_plus, urlencode, urlsplit
@@ -202,13 +203,8 @@ async def authorize(request: web.Request) -> web.StreamResponse:
 
     now = request.app[CLOCK].now()
     user = await current_user(request)
-    session = await get_session(request)
     services = request.app[SERVICES]
-    authenticated = None
-    if user is not None and session.identity is not None:
-        authenticated = await oidc.auth_time(
-            services.pool, services.storage.id_hash(session.identity)
-        )
+    authenticated = await logged_in_at(request) if user is not None else None
     # Back from a "log in again" round trip (prompt=login, or a login older than max_age): a
     # login made since it began, at most FRESH_FOR ago, is what was asked for. (A marker made up
     # by hand can only stand for "logged in within FRESH_FOR"; relying parties that care check
@@ -362,9 +358,10 @@ async def userinfo(request: web.Request) -> web.Response:
 
 async def end_session(request: web.Request) -> web.StreamResponse:
     """RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0). With an `id_token_hint`
-    naming the person logged in here, at once; otherwise the person confirms (a form POST from
-    this page, so another site cannot log anyone out). Then back to the client's registered
-    post_logout_redirect_uri with `state`, or a page that says it is done."""
+    that is an ID token of this very login, at once; otherwise the person confirms (a form POST
+    from this page, so neither another site nor an old token logs anyone out unasked). Then
+    back to the client's registered post_logout_redirect_uri with `state`, or a page that says
+    it is done."""
     if request.method == "POST":
         check_origin(request)
         params: MultiMapping[Any] = await inputs.form(request)
@@ -413,15 +410,20 @@ async def this_session(request: web.Request, hint: dict[str, Any] | None, user_i
     whoever holds it log them out without asking."""
     if hint is None:
         return False
-    services = request.app[SERVICES]
-    session = await get_session(request)
-    if session.identity is None:
-        return False
-    started = await oidc.auth_time(services.pool, services.storage.id_hash(session.identity))
+    started = await logged_in_at(request)
     return (
         started is not None and hint.get("auth_time") == int(started.timestamp())
-        and hint["sub"] == await oidc.subject_of(services.pool, user_id)
+        and hint["sub"] == await oidc.subject_of(request.app[SERVICES].pool, user_id)
     )
+
+
+async def logged_in_at(request: web.Request) -> datetime | None:
+    """When this browser logged in (its session's start: OIDC's `auth_time`)."""
+    session = await get_session(request)
+    if session.identity is None:
+        return None
+    services = request.app[SERVICES]
+    return await oidc.auth_time(services.pool, services.storage.id_hash(session.identity))
 
 
 def confirm_page(request: web.Request, fields: dict[str, str], back: str | None
