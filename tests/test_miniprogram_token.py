@@ -65,9 +65,9 @@ async def test_a_refused_code_or_a_disabled_user_gets_no_token(
     assert bad.status == 400 and (await bad.json())["error"] == "code_rejected"
     first = await phone.post("/api/miniprogram/token", json={"code": fw.mint("o-eve")})
     assert first.status == 200
-    await db.execute("UPDATE wxlogin.users SET disabled = true")
+    await db.execute("UPDATE wxlogin.users SET status = 'disabled'")
     refused = await phone.post("/api/miniprogram/token", json={"code": fw.mint("o-eve")})
-    assert refused.status == 401 and (await refused.json())["error"] == "not_logged_in"
+    assert refused.status == 403 and (await refused.json())["error"] == "user_disabled"
 
 
 def example(language: str) -> str:

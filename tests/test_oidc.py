@@ -332,7 +332,7 @@ async def test_a_disabled_user_cannot_refresh(
     found = await code_for(desk, scope="openid offline_access")
     auth = basic("wordpress", SECRET)
     tokens = await (await exchange(site, found["code"], auth=auth)).json()
-    await db.execute("UPDATE wxlogin.users SET disabled = true")
+    await db.execute("UPDATE wxlogin.users SET status = 'disabled'")
     refused = await site.post("/oidc/token", headers=auth, data={
         "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
     assert refused.status == 400 and (await refused.json())["error"] == "invalid_grant"

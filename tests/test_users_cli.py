@@ -38,11 +38,12 @@ async def test_disabling_a_user_ends_their_sessions_at_once(
     assert code == 0 and "1 session(s) ended" in out
     assert await me(b1) == 401 and (await b1.get("/api/auth")).status == 401
 
-    scene = await new_scene(b1)  # and they cannot log in again
+    scene = await new_scene(b1)  # and they cannot log in again: the phone and browser are told
     again = await push(await browser(), scene, fw.mint("owner-openid", "owner-union"))
-    assert again.status == 200
+    assert again.status == 403 and (await again.json())["error"] == "user_disabled"
     status, body = await poll(b1, scene, wait=0)
-    assert status == 401 and await me(b1) == 401
+    assert status == 200 and body["status"] == "denied" and body["reason"] == "user_disabled"
+    assert await me(b1) == 401
 
     code, out, _ = await wxlogin(pg_url, "enable", user_id)
     assert code == 0 and "enabled" in out

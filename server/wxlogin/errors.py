@@ -62,6 +62,43 @@ class NotInGroup(ApiError):
     default_message = "Your account is not in the group this page is for."
 
 
+class LoginRefused(ApiError):
+    """The owner's rules turn this person away (WXLOGIN_REGISTRATION, or a disabled account);
+    `code` is also the reason the browser's poll gives."""
+
+
+class ApprovalPending(LoginRefused):
+    status = 403
+    code = "approval_pending"
+    default_message = (
+        "Your account is waiting for the site owner's approval; you can log in once they "
+        "approve it."
+    )
+
+
+class NotInvited(LoginRefused):
+    status = 403
+    code = "not_invited"
+    default_message = "This site lets people in by invitation only; ask its owner for a link."
+
+
+class UserDisabled(LoginRefused):
+    status = 403
+    code = "user_disabled"
+    default_message = "Your account on this site is disabled; ask its owner."
+
+
+REFUSALS: dict[str, type[LoginRefused]] = {
+    error.code: error for error in (ApprovalPending, NotInvited, UserDisabled)
+}
+
+
+class NotOwner(ApiError):
+    status = 403
+    code = "not_owner"
+    default_message = "Only the site's owners (the group `admin`) may do this."
+
+
 class ForbiddenOrigin(ApiError):
     status = 403
     code = "forbidden_origin"

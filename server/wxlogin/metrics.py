@@ -14,7 +14,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-FUNNEL = ("created", "reused", "drawn", "scanned", "confirmed", "denied", "expired", "logged_in")
+FUNNEL = ("created", "reused", "drawn", "scanned", "confirmed", "denied", "refused", "expired",
+          "logged_in")
 
 
 class Metrics:
@@ -23,7 +24,8 @@ class Metrics:
         self.funnel = Counter(
             "wxlogin_logins", "Login attempts reaching each step: created (a new scene), reused "
             "(a browser's live scene handed back), drawn (its code drawn), scanned, confirmed, "
-            "denied, expired (counted when swept), logged_in (the browser got its session)",
+            "denied, refused (turned away by the owner's rules), expired (counted when swept), "
+            "logged_in (the browser got its session)",
             ["step"], registry=self.registry,
         )
         for step in FUNNEL:

@@ -14,6 +14,7 @@ from .clients import OidcClient, parse_clients
 ENV_VERSIONS = ("release", "trial", "develop")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("auto", "json", "text")
+REGISTRATIONS = ("open", "approval", "invite")
 
 
 class SettingsError(Exception):
@@ -65,6 +66,10 @@ class Settings:
     # Per process; a waiting poll holds none, so this bounds concurrent queries, not browsers.
     pool_size: int = 10
     oidc_clients: tuple[OidcClient, ...] = ()
+    # Who may log in: anyone (open), newcomers once the owner approves them, or only through an
+    # invitation link. The audit is kept this many days.
+    registration: str = "open"
+    audit_days: int = 180
 
     @property
     def sandbox(self) -> bool:
@@ -210,6 +215,10 @@ class Settings:
         oidc_clients, client_problems = parse_clients(text("WXLOGIN_OIDC_CLIENTS"))
         problems.extend(client_problems)
 
+        registration = (text("WXLOGIN_REGISTRATION", "open") or "open").lower()
+        if registration not in REGISTRATIONS:
+            problems.append(f"WXLOGIN_REGISTRATION must be one of {', '.join(REGISTRATIONS)}")
+
         settings = cls(
             host=host,
             port=port,
@@ -239,6 +248,8 @@ class Settings:
             place_header=text("WXLOGIN_PLACE_HEADER"),
             draw_appid=text("WXLOGIN_DRAW_APPID"),
             oidc_clients=oidc_clients,
+            registration=registration,
+            audit_days=integer("WXLOGIN_AUDIT_DAYS", 180, 1, 100 * 366),
         )
         if problems:
             raise SettingsError(problems)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import timedelta
 
 import aiohttp
 import asyncpg
@@ -136,7 +137,7 @@ def create_app(
                 login=Login(
                     db, clock, hub, storage,
                     CodeDrawer(db, clock, dict(clients), drawn=lambda: metrics.step("drawn")),
-                    counted=metrics.step,
+                    counted=metrics.step, registration=settings.registration,
                 ),
                 storage=storage,
                 steps=Steps(db, clock), session_middleware=session_middleware(storage),
@@ -162,7 +163,9 @@ def create_app(
 
             tasks = [
                 asyncio.create_task(hub.listen()),
-                asyncio.create_task(sweep_forever(db, clock, sweep_every, swept)),
+                asyncio.create_task(sweep_forever(
+                    db, clock, sweep_every, swept, timedelta(days=settings.audit_days)
+                )),
                 asyncio.create_task(metrics.sample_loop_lag()),
             ]
             yield

@@ -97,6 +97,8 @@ async def poll(request: web.Request) -> web.Response:
         found, now = await operations.wait_for_change(services.login, name, owner, since, wait)
     state = found.state(now)
     body: dict[str, Any] = {"scene": name, "status": state, "expires_in": found.expires_in(now)}
+    if state == "denied" and found.deny_reason:
+        body["reason"] = found.deny_reason  # the owner's rules, not the person, said no
     if state == "confirmed":
         assert owner is not None
         done = await operations.log_in(

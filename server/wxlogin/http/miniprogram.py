@@ -67,6 +67,7 @@ async def push_code(request: web.Request) -> web.Response:
         user = await operations.confirm(
             services.login, scene, appid=wechat.appid, wx=wx, profile=profile,
             avatar_link=lambda avatar_id: avatar_url(request, avatar_id),
+            address=client_ip(request, settings.trusted_proxies),
         )
         return Answer(200, {"ok": True, "user": user.public()}, {})
 
@@ -169,12 +170,14 @@ AVATAR_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 async def miniprogram_token(request: web.Request) -> web.Response:
     """The mini program's own login: a fresh wx.login code for a token to the site's API."""
     limit_steps(request)
-    services = request.app[SERVICES]
+    services, settings = request.app[SERVICES], request.app[SETTINGS]
     fields = await inputs.fields(request)
     code, wechat = inputs.code(fields.get("code")), pick_app(request, fields)
     wx = await wechat.code2session(code)
     token, user = await oidc.miniprogram_token(
-        services.pool, request.app[CLOCK].now(), issuer(request), wechat.appid, wx
+        services.pool, request.app[CLOCK].now(), issuer(request), wechat.appid, wx,
+        registration=settings.registration,
+        address=client_ip(request, settings.trusted_proxies),
     )
     return web.json_response({
         "access_token": token, "token_type": "Bearer",

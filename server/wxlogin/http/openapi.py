@@ -40,6 +40,7 @@ STEP = (
     "wechat_busy", "wechat_unreachable", *DATABASE,
 )
 CLAIMED = ("scene_already_claimed", "scene_already_confirmed", "scene_denied")
+REFUSED = ("approval_pending", "not_invited", "user_disabled")  # login/access.py
 
 
 SCENE: Schema = {
@@ -138,7 +139,8 @@ def _paths() -> dict[str, Schema]:
         "/api/scenes/{scene}": {"get": operation(
             "pollScene", "browser",
             "Long-poll the scene: answers once its status differs from `since`, or after "
-            "`wait` seconds. `confirmed` logs this browser in (and includes `user`).",
+            "`wait` seconds. `confirmed` logs this browser in (and includes `user`); `denied` "
+            "by the owner's rules carries `reason`.",
             {"200": json_body(
                 "The scene's status.",
                 {
@@ -146,8 +148,9 @@ def _paths() -> dict[str, Schema]:
                         "scene": SCENE,
                         "status": ref("Status"),
                         "expires_in": {"type": "integer", "minimum": 0},
+                        "reason": {"enum": ["approval_pending", "not_invited", "user_disabled"]},
                         **user,
-                    }, "user"),
+                    }, "user", "reason"),
                     "if": {"properties": {"status": {"const": "confirmed"}}},
                     "then": {"required": ["user"]},
                     "else": {"not": {"required": ["user"]}},
@@ -220,7 +223,7 @@ def _paths() -> dict[str, Schema]:
             "pushCode", "mini program",
             "Confirm the scene (claiming it first if nobody scanned it).",
             {"200": json_body("Confirmed.", obj({"ok": {"const": True}, **user}))},
-            ("invalid_encrypted_data", *CLAIMED, *STEP),
+            ("invalid_encrypted_data", *REFUSED, *CLAIMED, *STEP),
             requestBody=_step_body({
                 "code": CODE,
                 "scene": SCENE,
@@ -272,7 +275,7 @@ def _paths() -> dict[str, Schema]:
                 "access_token": {"type": "string"}, "token_type": {"const": "Bearer"},
                 "expires_in": {"type": "integer", "minimum": 1}, "user": ref("User"),
             }))},
-            ("bad_request", "code_rejected", "forbidden_origin", "not_logged_in",
+            ("bad_request", "code_rejected", "forbidden_origin", *REFUSED,
              "body_too_large", "rate_limited", "wechat_error", "wechat_busy",
              "wechat_unreachable", *DATABASE),
             requestBody=_step_body({"code": CODE, "appid": APPID}, "appid"),

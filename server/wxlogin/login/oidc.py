@@ -18,12 +18,13 @@ from typing import Any
 import asyncpg
 
 from ..clients import OidcClient
-from ..errors import NotLoggedIn, OAuthClientError, OAuthError
+from ..errors import REFUSALS, OAuthClientError, OAuthError
 from ..storage import grants, oidc_clients, queries
 from ..storage.db import Conn, acquire
 from ..text import storable
 from ..wechat.client import WxSession
-from . import identity
+from ..wechat.crypto import Profile
+from . import access, identity
 
 CODE_LIFETIME = timedelta(seconds=60)
 ACCESS_LIFETIME = timedelta(hours=1)  # storage/sweeper.py keeps used codes as long
@@ -159,7 +160,7 @@ async def store_tokens(
     """An access token (and a refresh token for offline_access), stored; None for a user who
     may not log in (gone or disabled)."""
     user = await queries.get_user(conn, user_id)
-    if user is None or user.disabled:
+    if user is None or not user.active:
         return None
     answer: dict[str, Any] = {
         "token_type": "Bearer", "expires_in": int(ACCESS_LIFETIME.total_seconds()),
@@ -212,7 +213,7 @@ async def userinfo(
     async with acquire(pool) as conn:
         found = await grants.live_token(conn, token, "access", now)
         user = await queries.get_user(conn, found.user_id) if found else None
-        if found is None or user is None or user.disabled:
+        if found is None or user is None or not user.active:
             raise bearer_refused("The access token is unknown, expired or revoked.")
         sub = await grants.subject(conn, user.id)
     client = await find_client(pool, declared, found.client_id)
@@ -252,20 +253,23 @@ MINIPROGRAM_TOKEN_LIFETIME = timedelta(hours=2)
 
 
 async def miniprogram_token(
-    pool: asyncpg.Pool, now: datetime, issuer: str, appid: str, wx: WxSession
+    pool: asyncpg.Pool, now: datetime, issuer: str, appid: str, wx: WxSession, *,
+    registration: str = "open", address: str = "",
 ) -> tuple[str, queries.User]:
     """The mini program's own login: the person behind `wx` (WeChat's answer to a fresh
     wx.login code) as a user (the same one as their browser logins, by unionId), and a JWT
     access token for the site's own API (RFC 9068: `aud` the mini program's appid, `sub` the
-    user's OIDC sub), verifiable through the JWKS."""
+    user's OIDC sub), verifiable through the JWKS. The owner's rules apply as to any login."""
     async with acquire(pool) as conn:
         async with conn.transaction():
-            user = await queries.upsert_user(
-                conn, appid=appid, openid=wx.openid, unionid=wx.unionid, nickname=None,
-                avatar_url=None, now=now,
+            admitted = await access.admit(
+                conn, registration=registration, scene=None, appid=appid, wx=wx,
+                profile=Profile(None, None), avatar_url=None, address=address, now=now,
             )
-        if user.disabled:
-            raise NotLoggedIn("This account cannot log in.")
+        if admitted.refused is not None:
+            raise REFUSALS[admitted.refused]()
+        user = admitted.user
+        assert user is not None
         sub = await grants.subject(conn, user.id)
         claims = {
             "iss": issuer, "sub": sub, "aud": appid, "client_id": appid,

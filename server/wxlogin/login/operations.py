@@ -22,6 +22,7 @@ import asyncpg
 
 from ..clock import Clock
 from ..errors import (
+    REFUSALS,
     DrawBudgetSpent,
     LoginAlreadyUsed,
     NotLoggedIn,
@@ -34,7 +35,7 @@ from ..storage.db import acquire
 from ..storage.sessions import PgStorage
 from ..wechat.client import CodeImage, WxSession
 from ..wechat.crypto import Profile
-from . import scenes
+from . import access, scenes
 from .codes import CodeDrawer
 from .context import scan_context
 from .notify import Hub
@@ -52,6 +53,7 @@ class Login:
     storage: PgStorage
     drawer: CodeDrawer
     counted: Callable[[str], None]  # a step of the funnel happened (for the metrics)
+    registration: str = "open"  # WXLOGIN_REGISTRATION
 
 
 async def reusable(login: Login, owner: str, fresh_for: float) -> Scene | None:
@@ -150,24 +152,32 @@ async def confirm(
     wx: WxSession,
     profile: Profile,
     avatar_link: Callable[[str], str],
+    address: str = "",
 ) -> queries.User:
     """Confirm: the person behind `wx` (WeChat's answer to their code) is upserted with their
-    profile, or the avatar they uploaded for this scene, and the scene is theirs, confirmed."""
-    claimant = user_key(appid, wx)
+    profile, or the avatar they uploaded for this scene, and the scene is theirs, confirmed.
+    When the owner's rules turn them away, the scene is denied with the reason instead, and
+    the refusal (LoginRefused) is raised once that is stored."""
+    claimant, now = user_key(appid, wx), login.clock.now()
     async with acquire(login.pool) as conn, conn.transaction():
         uploaded = await queries.avatar_for(conn, scene, claimant)
-        user = await queries.upsert_user(
-            conn, appid=appid, openid=wx.openid, unionid=wx.unionid,
-            nickname=profile.nickname,
-            avatar_url=avatar_link(uploaded) if uploaded else profile.avatar_url,
-            now=login.clock.now(),
+        admitted = await access.admit(
+            conn, registration=login.registration, scene=scene, appid=appid, wx=wx,
+            profile=profile, avatar_url=avatar_link(uploaded) if uploaded else profile.avatar_url,
+            address=address, now=now,
         )
+        user_id = admitted.user.id if admitted.user is not None else None
         await scenes.transition(
-            conn, scene, "confirm", claimant=claimant, now=login.clock.now(), user_id=user.id
+            conn, scene, "refuse" if admitted.refused else "confirm", claimant=claimant,
+            now=now, user_id=user_id, reason=admitted.refused,
         )
     login.hub.wake(scene)
+    if admitted.refused is not None:
+        login.counted("refused")
+        raise REFUSALS[admitted.refused]()
     login.counted("confirmed")
-    return user
+    assert admitted.user is not None
+    return admitted.user
 
 
 async def deny(login: Login, scene: str, claimant: str) -> None:
@@ -207,12 +217,12 @@ async def avatar_image(login: Login, avatar_id: str) -> bytes | None:
 
 
 async def active_user(login: Login, user_id: object) -> queries.User | None:
-    """The user a session names, unless there is none or they are disabled."""
+    """The user a session names, unless there is none or they may not log in."""
     if not isinstance(user_id, int):
         return None
     async with acquire(login.pool) as conn:
         user = await queries.get_user(conn, user_id)
-    return None if user is None or user.disabled else user
+    return None if user is None or not user.active else user
 
 
 @dataclass(frozen=True)
@@ -240,7 +250,7 @@ async def log_in(
             opened = await scenes.open_login_gate(conn, found.scene, owner, nonce, now)
             if opened is not None and opened.user_id is not None:
                 user = await queries.get_user(conn, opened.user_id)
-                if user is None or user.disabled:
+                if user is None or not user.active:
                     raise NotLoggedIn("This account cannot log in.")
                 new_id = storage.derived_id(found.scene, nonce)
                 await storage.login(
@@ -261,12 +271,12 @@ async def log_in(
             again = storage.derived_id(found.scene, current.login_nonce)
             user_id = await storage.pending_login(conn, again, session_id)
             user = await queries.get_user(conn, user_id) if user_id is not None else None
-            if user is not None and not user.disabled:
+            if user is not None and user.active:
                 return LoggedIn(user, again, {"browser": owner, "user_id": user.id})
         if current is not None and current.user_id is not None and (
             session_user == current.user_id  # another tab got here first, just now
         ):
             user = await queries.get_user(conn, current.user_id)
-            if user is not None and not user.disabled:
+            if user is not None and user.active:
                 return LoggedIn(user)
     raise LoginAlreadyUsed()

@@ -33,7 +33,7 @@ STATUSES = ("pending", "scanned", "confirmed", "denied", "expired")
 
 COLUMNS = (
     "scene, owner, status, appid, claimant, user_id, browser_agent, browser_ip, browser_place,"
-    " code_type, login_nonce, created_at, expires_at"
+    " code_type, login_nonce, deny_reason, created_at, expires_at"
 )
 
 
@@ -66,6 +66,7 @@ class Scene:
     browser_place: str
     code_type: str | None
     login_nonce: bytes | None
+    deny_reason: str | None  # why the owner's rules refused it (a person's decline has none)
     created_at: datetime
     expires_at: datetime
 
@@ -151,8 +152,12 @@ def refuse(found: Scene | None, now: datetime) -> Exception:
 
 # The phone-side transitions: target status, and whether it may start from `pending` (claiming
 # the scene in the same step). Each may start from `scanned` by the same claimant, which makes a
-# re-scan harmless. Declining needs a claimant: only whoever scanned may decline.
-TARGETS = {"scan": ("scanned", True), "confirm": ("confirmed", True), "deny": ("denied", False)}
+# re-scan harmless. Declining needs a claimant: only whoever scanned may decline. A refusal is
+# the confirm that the owner's rules turned away: denied, with a reason.
+TARGETS = {
+    "scan": ("scanned", True), "confirm": ("confirmed", True), "deny": ("denied", False),
+    "refuse": ("denied", True),
+}
 
 
 async def transition(
@@ -163,16 +168,17 @@ async def transition(
     claimant: str,
     now: datetime,
     user_id: int | None = None,
+    reason: str | None = None,
 ) -> Scene:
     target, from_pending = TARGETS[step]
     # The NOTIFY rides in RETURNING, evaluated for the moved row only; it is sent at commit.
     row = await conn.fetchrow(
         f"UPDATE wxlogin.scenes SET status = $2, claimant = $3, user_id = COALESCE($4, user_id),"
-        f" updated_at = $5"
+        f" updated_at = $5, deny_reason = $7"
         f" WHERE scene = $1 AND expires_at > $5"
         f" AND ((status = 'pending' AND $6) OR (status = 'scanned' AND claimant = $3))"
         f" RETURNING {COLUMNS}, pg_notify('wxlogin_scenes', scene)::text AS notified",
-        scene, target, claimant, user_id, now, from_pending,
+        scene, target, claimant, user_id, now, from_pending, reason,
     )
     if row is None:
         raise refuse(await get(conn, scene), now)

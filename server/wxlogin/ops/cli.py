@@ -20,6 +20,7 @@ from aiohttp import web
 
 from .. import logs
 from ..clock import SystemClock
+from ..errors import ApiError
 from ..http.app import create_app
 from ..http.keys import SERVICES
 from ..settings import Settings, SettingsError
@@ -27,8 +28,9 @@ from ..storage import signing
 from ..storage.db import PoolUnavailable, acquire
 from ..storage.embedded_pg import EmbeddedPostgres, EmbeddedPostgresError
 from ..storage.migrations import migrate
+from ..storage.queries import GROUP
 from ..storage.secrets import SecretUnreadable, cookie_secret
-from . import clients, doctor, keys, users
+from . import clients, doctor, invites, keys, users
 from .workers import listen, supervise
 
 log = logging.getLogger("wxlogin")
@@ -212,15 +214,41 @@ def main(argv: list[str] | None = None) -> None:
                               help="give <sub>@<host>.invalid to sites that demand an email")
     oidc_clients.add_argument("--allowed-group", action="append", metavar="GROUP")
     owner = commands.add_parser(
-        "users", help="list, show, disable or enable users; their groups"
+        "users", help="list, show, approve, disable or enable users; their groups"
     )
-    owner.add_argument("action", choices=("list", "show", "disable", "enable", "groups"))
+    owner.add_argument("action",
+                       choices=("list", "show", "approve", "disable", "enable", "groups"))
     owner.add_argument("user_id", nargs="?", type=int)
     owner.add_argument("change", nargs="?", choices=("add", "remove"),
                        help="groups: add or remove (absent: list them)")
     owner.add_argument("group", nargs="?", help="groups: the group's name")
     owner.add_argument("--json", action="store_true", help="list: as JSON")
+    inviting = commands.add_parser(
+        "invite", help="print an invitation link (the next login in the browser that opens it "
+        "gets an approved account, with the groups); or list or revoke invitations",
+    )
+    inviting.add_argument("--group", action="append", metavar="GROUP", default=[],
+                          help="a group the account joins (repeatable; e.g. admin)")
+    inviting.add_argument("--uses", type=int, default=1, metavar="N", help="default 1")
+    inviting.add_argument("--days", type=float, default=7, metavar="D", help="default 7")
+    inviting.add_argument("--note", default="", metavar="TEXT", help="for your own memory")
+    inviting.add_argument("--list", action="store_true", help="list the invitations")
+    inviting.add_argument("--revoke", type=int, metavar="ID", help="revoke an invitation")
+    auditing = commands.add_parser(
+        "audit", help="the owner's actions and the refused logins, newest first"
+    )
+    auditing.add_argument("--limit", type=int, default=100, metavar="N")
+    auditing.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    if args.command == "invite":
+        if not 1 <= args.uses <= 100_000:
+            parser.error("--uses must be 1 to 100000")
+        if not 0 < args.days <= 3660:
+            parser.error("--days must be more than 0 and at most 3660")
+        if any(not GROUP.fullmatch(g) for g in args.group):
+            parser.error("a group's name is 1 to 64 letters, digits, '_', '.' or '-'")
+        if len(args.note) > 200:
+            parser.error("--note is at most 200 characters")
     if args.command == "clients" and args.action != "list" and not args.name:
         parser.error(f"wxlogin clients {args.action} needs a "
                      + ("name" if args.action == "add" else "client_id"))
@@ -259,6 +287,26 @@ def main(argv: list[str] | None = None) -> None:
             assert ready.database_url is not None
             lines = asyncio.run(keys.run(
                 ready.database_url, args.action, SystemClock().now(), force=args.force
+            ))
+        print("\n".join(lines))
+    elif args.command == "invite":
+        with database(settings) as ready:
+            assert ready.database_url is not None
+            try:
+                lines = asyncio.run(invites.run_invite(
+                    ready.database_url, settings.public_url, groups=args.group, uses=args.uses,
+                    days=args.days, note=args.note, revoke=args.revoke, listing=args.list,
+                    now=SystemClock().now(),
+                ))
+            except ApiError as error:
+                print(f"wxlogin: {error.message}", file=sys.stderr)
+                raise SystemExit(1) from None
+        print("\n".join(lines))
+    elif args.command == "audit":
+        with database(settings) as ready:
+            assert ready.database_url is not None
+            lines = asyncio.run(invites.run_audit(
+                ready.database_url, limit=max(1, args.limit), as_json=args.json
             ))
         print("\n".join(lines))
     elif args.command == "users":

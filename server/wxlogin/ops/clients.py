@@ -12,8 +12,11 @@ from typing import Any
 import asyncpg
 
 from ..clients import absolute_url
+from ..login import owner
 from ..storage import oidc_clients
 from ..storage.migrations import migrate
+
+CLI = owner.Actor("cli")
 
 
 class ClientProblem(Exception):
@@ -40,8 +43,8 @@ async def run(url: str, action: str, args: Any, now: datetime) -> str:
             if not uris or not all(map(absolute_url, [*uris, *logout])):
                 raise ClientProblem("give at least one --redirect-uri; every URI must be an "
                                     "absolute http(s) URL without a fragment")
-            client_id, secret = await oidc_clients.add(
-                conn, name=args.name, redirect_uris=uris, post_logout_redirect_uris=logout,
+            client_id, secret = await owner.add_client(
+                conn, CLI, name=args.name, redirect_uris=uris, post_logout_redirect_uris=logout,
                 public=args.public, email="substitute" if args.email_substitute else None,
                 allowed_groups=args.allowed_group or [], now=now,
             )
@@ -52,12 +55,15 @@ async def run(url: str, action: str, args: Any, now: datetime) -> str:
         if action == "list":
             return json.dumps([described(c) for c in await oidc_clients.every(conn)], indent=2)
         if action == "remove":
-            if not await oidc_clients.remove(conn, args.name, now):
+            if not await owner.remove_client(conn, CLI, args.name, now):
                 raise ClientProblem(f"there is no client {args.name} in the database")
             return json.dumps({"removed": args.name})
-        secret = await oidc_clients.rotate_secret(conn, args.name)
-        if secret is None:
-            raise ClientProblem(f"there is no confidential client {args.name} in the database")
+        try:
+            secret = await owner.rotate_client_secret(conn, CLI, args.name, now)
+        except owner.NoSuchClient:
+            raise ClientProblem(
+                f"there is no confidential client {args.name} in the database"
+            ) from None
         return json.dumps({"client_id": args.name, "client_secret": secret})
     finally:
         await conn.close()

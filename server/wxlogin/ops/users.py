@@ -1,4 +1,5 @@
-"""`wxlogin users list|show|disable|enable|groups`: the owner's view of who has logged in."""
+"""`wxlogin users list|show|approve|disable|enable|groups`: the owner's view of who has logged
+in, and the owner's say on it (the changes go through login/owner.py, which audits them)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,20 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from ..login import owner
 from ..storage import queries
 from ..storage.db import Conn
 
-
-class NoSuchUser(Exception):
-    pass
+NoSuchUser = owner.NoSuchUser
+CLI = owner.Actor("cli")
 
 
 LIST = (
-    "SELECT u.id, u.nickname, u.avatar_url, u.unionid IS NOT NULL AS has_unionid, u.disabled,"
+    "SELECT u.id, u.nickname, u.avatar_url, u.unionid IS NOT NULL AS has_unionid, u.status,"
     " u.created_at, (SELECT count(*) FROM wxlogin.sessions s WHERE s.user_id = u.id) AS sessions,"
     " (SELECT coalesce(array_agg(g.name ORDER BY g.name), '{}') FROM wxlogin.user_groups g"
     " WHERE g.user_id = u.id) AS groups"
-    " FROM wxlogin.users u ORDER BY u.id DESC LIMIT $1"
+    " FROM wxlogin.users u ORDER BY u.status = 'pending' DESC, u.id DESC LIMIT $1"
 )
 
 
@@ -32,7 +33,7 @@ async def list_users(conn: Conn, limit: int = 100) -> list[str]:
         lines.append(
             f"{row['id']:>6}  {row['nickname'] or '—':<24.24} "
             f"{'yes' if row['has_unionid'] else 'no':<7} {row['sessions']:>8}  "
-            f"{'disabled' if row['disabled'] else 'active':<8} {row['created_at']:%Y-%m-%d %H:%M}"
+            f"{row['status']:<8} {row['created_at']:%Y-%m-%d %H:%M}"
             f"  {','.join(row['groups']) or '—'}"
         )
     return lines
@@ -43,7 +44,7 @@ async def list_json(conn: Conn, limit: int = 100) -> list[str]:
     rows = await conn.fetch(LIST, limit)
     return [json.dumps([{
         "id": str(row["id"]), "nickname": row["nickname"], "avatar_url": row["avatar_url"],
-        "status": "disabled" if row["disabled"] else "active", "groups": list(row["groups"]),
+        "status": row["status"], "groups": list(row["groups"]),
         "sessions": row["sessions"], "created_at": row["created_at"].isoformat(),
     } for row in rows], ensure_ascii=False, indent=2)]
 
@@ -51,7 +52,7 @@ async def list_json(conn: Conn, limit: int = 100) -> list[str]:
 async def show_user(conn: Conn, user_id: int) -> list[str]:
     row = await conn.fetchrow("SELECT * FROM wxlogin.users WHERE id = $1", user_id)
     if row is None:
-        raise NoSuchUser(user_id)
+        raise NoSuchUser()
     identities = await conn.fetch(
         "SELECT appid, openid, created_at FROM wxlogin.identities WHERE user_id = $1 ORDER BY"
         " created_at",
@@ -65,29 +66,14 @@ async def show_user(conn: Conn, user_id: int) -> list[str]:
         f"nickname:   {row['nickname'] or '—'}",
         f"avatar:     {row['avatar_url'] or '—'}",
         f"unionid:    {row['unionid'] or '—'}",
-        f"state:      {'disabled' if row['disabled'] else 'active'}",
+        f"state:      {row['status']}",
+        f"last login: {row['last_login_at'] or '—'}",
         f"created:    {row['created_at']:%Y-%m-%d %H:%M:%S %Z}",
         f"sessions:   {sessions}",
         f"groups:     {', '.join(await groups_of(conn, user_id)) or '—'}",
     ]
     lines += [f"identity:   {i['appid']} / {i['openid']}" for i in identities]
     return lines
-
-
-async def set_disabled(conn: Conn, user_id: int, disabled: bool) -> int:
-    """Disable (ending every session at once) or enable; returns the sessions ended."""
-    async with conn.transaction():
-        found = await conn.fetchval(
-            "UPDATE wxlogin.users SET disabled = $2 WHERE id = $1 RETURNING id", user_id, disabled
-        )
-        if found is None:
-            raise NoSuchUser(user_id)
-        if not disabled:
-            return 0
-        ended = await conn.fetch(
-            "DELETE FROM wxlogin.sessions WHERE user_id = $1 RETURNING 1", user_id
-        )
-        return len(ended)
 
 
 async def groups_of(conn: Conn, user_id: int) -> list[str]:
@@ -105,6 +91,7 @@ async def run(
     url: str, action: str, user_id: int | None, *, as_json: bool = False,
     change: str | None = None, group: str | None = None, now: datetime | None = None,
 ) -> list[str]:
+    now = now or datetime.now(UTC)
     conn = await asyncpg.connect(url)
     try:
         if action == "list":
@@ -117,13 +104,12 @@ async def run(
                 return await groups_of(conn, user_id)
             if group is None or not queries.GROUP.fullmatch(group):
                 raise BadGroup(group)
-            if not await queries.set_group(conn, user_id, group, change == "add",
-                                           now or datetime.now(UTC)):
-                raise NoSuchUser(user_id)
+            await owner.set_group(conn, CLI, user_id, group, change == "add", now)
             return await groups_of(conn, user_id)
-        ended = await set_disabled(conn, user_id, action == "disable")
+        status = "disabled" if action == "disable" else "active"
+        ended = await owner.set_status(conn, CLI, user_id, status, now)
         if action == "disable":
-            return [f"user {user_id} disabled; {ended} session(s) ended"]
-        return [f"user {user_id} enabled"]
+            return [f"user {user_id} disabled; {ended} session(s) ended, OIDC tokens revoked"]
+        return [f"user {user_id} {'approved' if action == 'approve' else 'enabled'}"]
     finally:
         await conn.close()

@@ -119,7 +119,7 @@ async def live_token(conn: Conn, token: str, kind: str, now: datetime) -> Token 
         f"SELECT {GRANT_COLUMNS}"  # no column of users shares a name with these
         " FROM wxlogin.oidc_tokens t JOIN wxlogin.users u ON u.id = t.user_id"
         " WHERE t.token_hash = $1 AND t.kind = $2 AND t.revoked_at IS NULL"
-        " AND t.expires_at > $3 AND NOT u.disabled",
+        " AND t.expires_at > $3 AND u.status = 'active'",
         digest(token), kind, now,
     )
     return None if row is None else Token(**dict(row))

@@ -19,14 +19,21 @@ from .db import Conn
 PLACEHOLDER_NICKNAMES = {"微信用户", "WeChat User"}
 
 
+STATUSES = ("active", "pending", "disabled")
+
+
 @dataclass(frozen=True)
 class User:
     id: int
     nickname: str
     avatar_url: str
-    disabled: bool
+    status: str  # one of STATUSES: only an active user may log in
     created_at: datetime
     groups: tuple[str, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
 
     def public(self) -> dict[str, Any]:
         return {"id": str(self.id), "nickname": self.nickname, "avatar_url": self.avatar_url,
@@ -35,7 +42,7 @@ class User:
 
 GROUP = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # the table's CHECK, for early answers
 USER_COLUMNS = (
-    "id, nickname, avatar_url, disabled, created_at,"
+    "id, nickname, avatar_url, status, created_at,"
     " (SELECT coalesce(array_agg(g.name ORDER BY g.name), '{}') FROM wxlogin.user_groups g"
     " WHERE g.user_id = users.id) AS groups"
 )
@@ -65,20 +72,24 @@ async def get_user(conn: Conn, user_id: int) -> User | None:
     return None if row is None else _user(row)
 
 
-async def upsert_user(
-    conn: Conn,
-    *,
-    appid: str,
-    openid: str,
-    unionid: str | None,
-    nickname: str | None,
-    avatar_url: str | None,
-    now: datetime,
-) -> User:
-    """Find or make the user behind WeChat's answer; call inside a transaction.
+@dataclass(frozen=True)
+class Person:
+    """Who WeChat's answer names, as this database knows them (before anything is written)."""
 
-    Keyed by unionid when WeChat gives one, else by (appid, openid). An openid first seen without
-    a unionid keeps its user when a unionid arrives later.
+    by_identity: int | None
+    by_union: int | None
+    status: str | None  # their user's; None for a newcomer
+
+    @property
+    def user_id(self) -> int | None:
+        return self.by_union or self.by_identity
+
+
+async def find_person(conn: Conn, *, appid: str, openid: str, unionid: str | None) -> Person:
+    """The user behind WeChat's answer, if any; call inside a transaction, which then holds
+    this person's locks until it ends.
+
+    Keyed by unionid when WeChat gives one, else by (appid, openid).
     """
     # Lock the identity, then the unionid, always in that order, so concurrent first logins of
     # one person make one user and two transactions can never wait on each other in a cycle.
@@ -86,31 +97,54 @@ async def upsert_user(
     if unionid:
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"u:{unionid}")
     found = await conn.fetchrow(
-        "SELECT (SELECT user_id FROM wxlogin.identities WHERE appid = $1 AND openid = $2),"
-        " (SELECT id FROM wxlogin.users WHERE unionid = $3)",
+        "WITH f AS (SELECT (SELECT user_id FROM wxlogin.identities WHERE appid = $1"
+        " AND openid = $2) AS by_identity, (SELECT id FROM wxlogin.users WHERE unionid = $3)"
+        " AS by_union)"
+        " SELECT f.by_identity, f.by_union, u.status FROM f"
+        " LEFT JOIN wxlogin.users u ON u.id = coalesce(f.by_union, f.by_identity)",
         appid, openid, unionid or None,
     )
-    assert found is not None  # a SELECT without FROM answers one row
-    by_identity, by_union = found
-    user_id = by_union or by_identity
+    assert found is not None  # one row, from the CTE's single row
+    return Person(found["by_identity"], found["by_union"], found["status"])
+
+
+async def save_person(
+    conn: Conn,
+    person: Person,
+    *,
+    appid: str,
+    openid: str,
+    unionid: str | None,
+    nickname: str | None,
+    avatar_url: str | None,
+    now: datetime,
+    status: str,
+    logged_in: bool,
+) -> User:
+    """Make or update `person`'s user (found by find_person in this transaction) with this
+    status; `logged_in` marks this as their latest login.
+
+    An openid first seen without a unionid keeps its user when a unionid arrives later.
+    """
+    user_id = person.user_id
     if user_id is None:
         user_id = await conn.fetchval(
-            "INSERT INTO wxlogin.users (unionid, created_at, updated_at) VALUES ($1, $2, $2)"
-            " RETURNING id",
-            unionid, now,
+            "INSERT INTO wxlogin.users (unionid, status, created_at, updated_at)"
+            " VALUES ($1, $2, $3, $3) RETURNING id",
+            unionid, status, now,
         )
-    elif unionid and by_union is None:
+    elif unionid and person.by_union is None:
         await conn.execute(
             "UPDATE wxlogin.users SET unionid = $2 WHERE id = $1 AND unionid IS NULL",
             user_id, unionid,
         )
-    if by_identity is None:
+    if person.by_identity is None:
         await conn.execute(
             "INSERT INTO wxlogin.identities (appid, openid, user_id, created_at)"
             " VALUES ($1, $2, $3, $4)",
             appid, openid, user_id, now,
         )
-    elif by_identity != user_id:
+    elif person.by_identity != user_id:
         # This openid was a user of its own before WeChat linked it to a unionid someone
         # already has: the unionid wins, as it names the same person across apps.
         await conn.execute(
@@ -121,12 +155,21 @@ async def upsert_user(
         nickname = None
     row = await conn.fetchrow(
         f"UPDATE wxlogin.users SET nickname = COALESCE($2, nickname),"
-        f" avatar_url = COALESCE($3, avatar_url), updated_at = $4"
+        f" avatar_url = COALESCE($3, avatar_url), updated_at = $4, status = $5,"
+        f" last_login_at = CASE WHEN $6 THEN $4 ELSE last_login_at END"
         f" WHERE id = $1 RETURNING {USER_COLUMNS}",
-        user_id, nickname or None, avatar_url or None, now,
+        user_id, nickname or None, avatar_url or None, now, status, logged_in,
     )
     assert row is not None
     return _user(row)
+
+
+async def add_groups(conn: Conn, user_id: int, groups: list[str], now: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO wxlogin.user_groups (user_id, name, created_at)"
+        " SELECT $1, unnest($2::text[]), $3 ON CONFLICT DO NOTHING",
+        user_id, groups, now,
+    )
 
 
 # --- the code ledger ---------------------------------------------------------------------------

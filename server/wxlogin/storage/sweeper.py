@@ -30,6 +30,25 @@ SCENE_GRACE = timedelta(hours=1)
 AVATAR_GRACE = timedelta(days=1)  # an upload not put on a user by then never will be
 BUDGET_GRACE = timedelta(hours=1)
 OIDC_CODE_GRACE = timedelta(hours=1)  # login/oidc.py's ACCESS_LIFETIME
+INVITATION_GRACE = timedelta(days=30)  # still listed (as expired) on the owner's page a while
+AUDIT_KEPT = timedelta(days=180)  # WXLOGIN_AUDIT_DAYS' default
+
+# A scene leaves the table into its day's row of the funnel, in the statement that deletes it.
+SCENES_OUT = (
+    "WITH gone AS (DELETE FROM wxlogin.scenes WHERE ctid IN"
+    " (SELECT ctid FROM wxlogin.scenes WHERE expires_at < $1 LIMIT {batch})"
+    " RETURNING status, claimant, created_at),"
+    " counted AS (INSERT INTO wxlogin.funnel_days AS f"
+    " (day, created, scanned, confirmed, denied, expired)"
+    " SELECT (created_at AT TIME ZONE 'UTC')::date, count(*),"
+    " count(*) FILTER (WHERE claimant IS NOT NULL),"
+    " count(*) FILTER (WHERE status = 'confirmed'), count(*) FILTER (WHERE status = 'denied'),"
+    " count(*) FILTER (WHERE status IN ('pending', 'scanned')) FROM gone GROUP BY 1"
+    " ON CONFLICT (day) DO UPDATE SET created = f.created + EXCLUDED.created,"
+    " scanned = f.scanned + EXCLUDED.scanned, confirmed = f.confirmed + EXCLUDED.confirmed,"
+    " denied = f.denied + EXCLUDED.denied, expired = f.expired + EXCLUDED.expired)"
+    " SELECT status FROM gone"
+)
 
 # Each: a table, and the condition (on $1, the cut-off) for rows that may go.
 RULES: dict[str, tuple[str, str, timedelta]] = {
@@ -41,6 +60,8 @@ RULES: dict[str, tuple[str, str, timedelta]] = {
     # A used code is kept while the tokens it gave live, so that its replay still revokes them.
     "oidc_codes": ("wxlogin.oidc_codes", "expires_at < $1", OIDC_CODE_GRACE),
     "oidc_tokens": ("wxlogin.oidc_tokens", "expires_at < $1", timedelta(0)),
+    "invitations": ("wxlogin.invitations", "expires_at < $1", INVITATION_GRACE),
+    "audit": ("wxlogin.audit", "at < $1", AUDIT_KEPT),
     # Only uploads no user shows any more (a user's avatar_url ends in /api/avatars/<id>.jpg).
     "avatars": (
         "wxlogin.avatars",
@@ -52,10 +73,12 @@ RULES: dict[str, tuple[str, str, timedelta]] = {
 }
 
 
-async def sweep_once(conn: Conn, now: datetime) -> dict[str, int]:
-    """Delete everything expired as of `now`; returns the rows deleted per table, and under
-    "expired" how many of the scenes were never finished (pending or scanned). Does nothing
-    (empty answer) while another process sweeps."""
+async def sweep_once(
+    conn: Conn, now: datetime, audit_kept: timedelta = AUDIT_KEPT
+) -> dict[str, int]:
+    """Delete everything expired as of `now` (the audit once older than `audit_kept`); returns
+    the rows deleted per table, and under "expired" how many of the scenes were never finished
+    (pending or scanned). Does nothing (empty answer) while another process sweeps."""
     deleted: dict[str, int] = {}
     async with session_lock(conn, LOCK_KEY, wait=False) as mine:
         if not mine:
@@ -70,13 +93,15 @@ async def sweep_once(conn: Conn, now: datetime) -> dict[str, int]:
         )
         for name, (table, condition, grace) in RULES.items():
             total = 0
+            if name == "audit":
+                grace = audit_kept
             while True:
-                rows = await conn.fetch(
+                query = SCENES_OUT.format(batch=BATCH) if name == "scenes" else (
                     f"DELETE FROM {table} WHERE ctid IN"
                     f" (SELECT ctid FROM {table} WHERE {condition} LIMIT {BATCH})"
-                    f" RETURNING {'status' if name == 'scenes' else 'NULL AS status'}",
-                    now - grace,
+                    f" RETURNING NULL AS status"
                 )
+                rows = await conn.fetch(query, now - grace)
                 total += len(rows)
                 if name == "scenes":
                     unfinished = sum(row["status"] in ("pending", "scanned") for row in rows)
@@ -90,13 +115,14 @@ async def sweep_once(conn: Conn, now: datetime) -> dict[str, int]:
 async def sweep_forever(
     pool: asyncpg.Pool, clock: Clock, every: float,
     swept: Callable[[dict[str, int]], None] = lambda deleted: None,
+    audit_kept: timedelta = AUDIT_KEPT,
 ) -> None:
     """Sweep every `every` seconds (with a little jitter, so processes spread out)."""
     while True:
         await asyncio.sleep(every * random.uniform(0.8, 1.2))  # noqa: S311 - not a secret
         try:
             async with acquire(pool) as conn:
-                deleted = await sweep_once(conn, clock.now())
+                deleted = await sweep_once(conn, clock.now(), audit_kept)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("sweep skipped: the database is unavailable (%s)", type(exc).__name__)
             continue
