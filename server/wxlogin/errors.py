@@ -93,6 +93,14 @@ REFUSALS: dict[str, type[LoginRefused]] = {
 }
 
 
+class InvitationInvalid(ApiError):
+    status = 410
+    code = "invitation_invalid"
+    default_message = (
+        "This invitation link is unknown, expired, revoked or used up; ask the owner for a new one."
+    )
+
+
 class NotOwner(ApiError):
     status = 403
     code = "not_owner"

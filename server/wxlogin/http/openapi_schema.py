@@ -52,6 +52,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "scene_not_scanned": (409, "nobody scanned the scene yet: scan first"),
     "code_reused": (409, "this code was used for another step or with other data"),
     "login_already_used": (409, "the confirmed login was already taken: start again"),
+    "invitation_invalid": (410, "the invitation link is unknown, expired, revoked or used up"),
     "scene_expired": (410, "the code expired: make a new scene"),
     "scene_closed": (410, "the scene is finished; its code is no longer served"),
     "body_too_large": (413, f"bodies are limited to {MAX_BODY // 1024} KiB"),

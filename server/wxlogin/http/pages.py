@@ -1,4 +1,5 @@
-"""HTML pages: the hosted login page, the demo, the account page and the sandbox's phone.
+"""HTML pages: the hosted login page, the demo, the account page, an invitation link's page and
+the sandbox's phone.
 
 Pages are rendered here with every dynamic value escaped; behaviour lives in /static/*.js (no
 inline script: the page's words reach the script in a JSON data block, which is not executed).
@@ -8,16 +9,21 @@ No build step and no external CDN.
 from __future__ import annotations
 
 import json
+import secrets
 from html import escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from aiohttp import web
+from aiohttp_session import get_session
 
 from .. import i18n
-from .browser import current_user
-from .keys import BASE, SETTINGS
+from ..errors import InvitationInvalid
+from ..storage import invitations
+from ..storage.db import acquire
+from .browser import browser_key, current_user
+from .keys import BASE, CLOCK, SERVICES, SETTINGS
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -119,6 +125,37 @@ async def login_page(request: web.Request) -> web.Response:
                   body=f"<main>{login_box(words, next_path, phone_link=sandbox)}</main>")
 
 
+async def invite_page(request: web.Request) -> web.Response:
+    """An invitation link: bound to this browser (made a browser key if it has none), so that
+    its next login redeems it; the page is the login itself."""
+    words = i18n.STRINGS[i18n.language(request)]
+    token = request.match_info["token"]
+    session = await get_session(request)
+    found = None
+    if 20 <= len(token) <= 64 and token.isascii():
+        owner = browser_key(session)
+        if owner is None:
+            owner = session["browser"] = secrets.token_urlsafe(24)
+        async with acquire(request.app[SERVICES].pool) as conn:
+            found = await invitations.bind(conn, token, owner, request.app[CLOCK].now())
+    if found is None:
+        if "text/html" not in request.headers.get("Accept", ""):
+            raise InvitationInvalid()
+        body = (f'<main><section class="card"><h1>{escape(words["invite_title"])}</h1>'
+                f'<p id="invite-invalid">{escape(words["invite_invalid"])}</p></section></main>')
+        return render(request, title_key="invite_title", body=body, status=410)
+    next_path = safe_next(request.query.get("next")) if request.query.get("next") else (
+        f"{request.app[BASE]}/account")
+    groups = ""
+    if found.groups:
+        groups = (f'<p class="muted">{escape(words["invite_groups"])}: '
+                  f'{escape(", ".join(found.groups))}</p>')
+    body = (f'<main><section class="card invite"><h1>{escape(words["invite_heading"])}</h1>'
+            f'<p>{escape(words["invite_text"])}</p>{groups}</section>'
+            f"{login_box(words, next_path, phone_link=request.app[SETTINGS].sandbox)}</main>")
+    return render(request, title_key="invite_title", body=body, scripts=("login.js",))
+
+
 def profile_box(words: dict[str, str], user: Any) -> str:
     avatar = ""
     if user.avatar_url:
@@ -204,6 +241,7 @@ def routes(sandbox: bool) -> list[web.AbstractRouteDef]:
         web.get("/login", login_page),
         web.get("/", demo_page),
         web.get("/account", account_page),
+        web.get("/invite/{token}", invite_page),
         web.static("/static", STATIC, append_version=False),
     ]
     if sandbox:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import browser, miniprogram, oidc, openapi, ops, pages
+from . import admin, browser, miniprogram, oidc, openapi, ops, pages
 
 
 def routes(*, sandbox: bool) -> list[web.AbstractRouteDef]:
     return [
         *pages.routes(sandbox),
+        *admin.routes(),
         web.post("/api/scenes", browser.create_scene),
         web.get("/api/scenes/{scene}/code", browser.scene_code),
         web.get("/api/scenes/{scene}", browser.poll),

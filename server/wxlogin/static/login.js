@@ -14,7 +14,9 @@
   var phoneLink = document.getElementById("phone-link");
   var next = box.getAttribute("data-next") || "/";
   var generation = 0, scene = null, status = null, expiresAt = 0, retryAction = null;
-  var FINISHED = { expired: true, denied: true, error: true };
+  // Finished states; the last three are a refusal by the owner's rules (the poll's `reason`).
+  var FINISHED = { expired: true, denied: true, error: true, approval_pending: true,
+                   not_invited: true, user_disabled: true };
 
   function sleep(ms) { return new Promise(function (done) { setTimeout(done, ms); }); }
   function backoff(delay) { return Math.min(delay * 2, 15000); }
@@ -124,7 +126,11 @@
       var body = await response.json();
       status = body.status;
       if (status === "confirmed") { show("confirmed"); window.location.assign(next); return; }
-      if (status === "expired" || status === "denied") { retryAction = start; show(status); return; }
+      if (status === "expired" || status === "denied") {
+        retryAction = start;
+        show(status === "denied" && t["state_" + body.reason] ? body.reason : status);
+        return;
+      }
       expiresAt = Date.now() + body.expires_in * 1000;
       show(status === "scanned" ? "scanned" : "pending");  // unknown statuses: still waiting
     }

@@ -12,11 +12,16 @@
   var WORDS = {
     zh: { login: "微信登录", logout: "退出", scan: "请用微信扫码登录", scanned: "已扫码，请在手机上确认",
       expired: "二维码已过期", denied: "已取消登录", again: "刷新二维码", offline: "网络中断，正在重试……",
-      failed: "暂时无法登录，请稍后重试", close: "关闭", alt: "微信小程序码" },
+      failed: "暂时无法登录，请稍后重试", close: "关闭", alt: "微信小程序码",
+      approval_pending: "账号等待网站管理员批准，批准后再扫码", not_invited: "这个网站仅限受邀用户登录",
+      user_disabled: "这个账号已被停用" },
     en: { login: "Log in with WeChat", logout: "Log out", scan: "Scan with WeChat to log in",
       scanned: "Scanned. Confirm on your phone", expired: "This code has expired",
       denied: "The login was declined", again: "New code", offline: "Connection lost. Retrying…",
-      failed: "Cannot log in right now. Try again later", close: "Close", alt: "WeChat mini-program code" }
+      failed: "Cannot log in right now. Try again later", close: "Close", alt: "WeChat mini-program code",
+      approval_pending: "Your account waits for the owner's approval; scan again once approved",
+      not_invited: "This site lets people in by invitation only",
+      user_disabled: "This account is disabled" }
   };
   var CSS = ":host{all:initial;font:14px/1.4 system-ui,sans-serif;color:#1d1d1f}" +
     "button,a{font:inherit;cursor:pointer}.go{background:#1a7f37;color:#fff;border:0;border-radius:6px;padding:8px 14px}" +
@@ -121,7 +126,7 @@
           return;
         }
         if (since === "expired") return say(t.expired, true);
-        if (since === "denied") return say(t.denied, true);
+        if (since === "denied") return say(t[body.reason] || t.denied, true);
         say(since === "scanned" ? t.scanned : t.scan);
       }
     }
