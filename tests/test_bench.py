@@ -56,6 +56,19 @@ def test_the_openid_connect_section_runs_without_an_error() -> None:
     assert float(rows["SQL statements"][0]) > 0  # the statement log was read
 
 
+def test_the_owners_page_section_runs_without_an_error() -> None:
+    result = subprocess.run(  # noqa: S603 - our own interpreter and package
+        [sys.executable, "scripts/wxbench", "--quick", "--sections", "7"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )
+    out = result.stdout
+    assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
+    assert "## 7. The owner's page" in out and "server log warnings/errors: none" in out
+    rows = {row[0]: row[1:] for _, *body in tables(out.splitlines()) for row in body}
+    assert "99,9" in rows["seeding (users, scenes, one sweep into the daily funnel)"][0]
+    assert "Execution Time" in out  # the slowest query's plan
+
+
 def tables(lines: list[str]) -> list[list[list[str]]]:
     """The markdown tables in the output, each as rows of cells, its header first."""
     found: list[list[list[str]]] = []

@@ -22,7 +22,7 @@ from .generator import Generator
 from .options import Plan
 from .postgres import Monitor
 from .procfs import loadavg
-from .sections import logins, oidc, polling, waiting, wakeup, wechat_calls
+from .sections import logins, oidc, owner_page, polling, waiting, wakeup, wechat_calls
 from .tables import say
 
 
@@ -210,6 +210,8 @@ class Bench:
                 await polling.run(self)
             if "6" in sections:
                 await oidc.run(self)
+            if "7" in sections:
+                await owner_page.run(self)
 
     async def stop_all(self) -> None:
         for generator in list(self.generators):
