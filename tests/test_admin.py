@@ -177,11 +177,15 @@ async def test_the_owners_page_in_chromium(
     await expect(owner.locator("#registration")).to_have_text("approval")
     assert await logins_total(owner) == 1
 
-    # A newcomer asks; the owner approves them on the page; their next scan logs them in.
-    newcomer = await browser(server)
-    scene = await new_scene(newcomer)
-    refused = await push(phone, scene, fw.mint("nina", "union-nina"), nickName="Nina")
-    assert refused.status == 403
+    # A newcomer asks (their login page says the owner must approve); the owner approves them
+    # on the page; their next scan logs them in.
+    newcomer = await (await chromium.new_context(locale="en-US")).new_page()
+    assert await scan_from(newcomer, f"{base}/login?next=/account", phone, fw, "nina",
+                           nickName="Nina") == 403
+    await expect(newcomer.locator("#wxlogin")).to_have_attribute(
+        "data-state", "approval_pending", timeout=TIMEOUT)
+    await expect(newcomer.locator("#wxlogin-status")).to_contain_text("owner's approval")
+    await snap(newcomer, "0-newcomer-waits")
     await owner.reload()
     row = owner.locator("#pending tr[data-status=pending]")
     await expect(row).to_have_count(1)
@@ -192,8 +196,13 @@ async def test_the_owners_page_in_chromium(
     await expect(owner.locator("#pending tr[data-status=pending]")).to_have_count(0)
     await expect(owner.locator("#users tr", has_text="Nina")).to_have_attribute(
         "data-status", "active")
-    await log_in(newcomer, phone, fw, "nina")
-    assert await me(newcomer) == 200
+    async with newcomer.expect_response(
+        lambda r: r.url.endswith("/api/scenes") and r.request.method == "POST"
+    ) as created:
+        await newcomer.locator("#wxlogin-refresh").click()
+    scene = (await (await created.value).json())["scene"]
+    assert (await push(phone, scene, fw.mint("nina", "union-nina"))).status == 200
+    await newcomer.wait_for_url(f"{base}/account", timeout=TIMEOUT)
     await owner.reload()
     assert await logins_total(owner) == 2  # the chart changed
 

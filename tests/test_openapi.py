@@ -49,8 +49,8 @@ CHECKS = [
 DOCUMENT = openapi.document()
 OPERATIONS = [(method.upper(), path) for path, item in DOCUMENT["paths"].items() for method in item]
 # Not API: the HTML pages, their scripts and styles, and sandbox mode's stand-ins.
-PAGES = {"/", "/login", "/account"}
-NOT_API = ("/static", "/sandbox/")
+PAGES = {"/", "/login", "/account", "/invite/{token}"}
+NOT_API = ("/static", "/sandbox/", "/admin")  # /admin: the owner's page and its form actions
 # Being added beside this description; described already, so its route must come.
 EXPECTED = {("GET", "/metrics")}
 

@@ -73,6 +73,22 @@ test("Confirm sends a new code with the nickname read on submit, then says done"
   expect(text(page, "#status")).toBe("已登录，请回到电脑上继续。");
 });
 
+test.each([
+  ["approval_pending", "等待网站管理员批准"],
+  ["not_invited", "只接受受邀用户"],
+  ["user_disabled", "账号已被停用"],
+])("a confirmation the owner's rules refuse (%s) says why, and offers no retry", async (code, words) => {
+  answer("/api/scenes/S9/scan", 200, { status: "scanned", context: CONTEXT });
+  answer("/api/pushCode", 403, { error: code, message: "server words" });
+  const page = render();
+  page.instance.onLoad({ scene: "S9" });
+  await settle();
+  page.querySelector("#form").dispatchEvent("submit", { detail: { value: { nickname: "" } } });
+  await settle();
+  expect(text(page, "#status")).toContain(words);
+  for (const id of ["#retry", "#rescan"]) expect(Boolean(page.querySelector(id))).toBe(false);
+});
+
 test("a chosen avatar is uploaded with its own fresh code before pushCode", async () => {
   answer("/api/scenes/S2/scan", 200, { status: "scanned", context: CONTEXT });
   const page = render();

@@ -359,7 +359,8 @@ Every error is `{"error", "message"}`; an address that matches no route answers 
 a method it does not take 405 `method_not_allowed`, and a body over 64 KiB 413. Every answer under
 `/api/` carries `Cache-Control: no-store` (the avatars excepted).
 
-Not described here, because they are not API: the HTML pages (`/login`, `/`, `/account`), their
+Not described here, because they are not API: the HTML pages (`/login`, `/`, `/account`, an
+invitation link's `/invite/{token}`), the owner's page `/admin` and its form actions, their
 scripts and styles (`/static/…`), and sandbox mode's stand-ins (`/sandbox/…`).
 """
 
