@@ -39,14 +39,14 @@ def origin(server: TestServer) -> dict[str, str]:
 
 
 ACTIONS = [
-    ("/admin/users/{user}/approve", {}),
-    ("/admin/users/{user}/disable", {}),
-    ("/admin/users/{user}/enable", {}),
-    ("/admin/users/{user}/groups", {"change": "add", "group": "admin"}),
-    ("/admin/invitations", {"groups": "admin", "uses": "1", "days": "1"}),
-    ("/admin/invitations/{invitation}/revoke", {}),
-    ("/admin/clients", {"name": "Site", "redirect_uris": "https://site.example/cb"}),
-    ("/admin/clients/{client}/rotate", {}),
+    ("/api/admin/users/{user}/approve", {}),
+    ("/api/admin/users/{user}/disable", {}),
+    ("/api/admin/users/{user}/enable", {}),
+    ("/api/admin/users/{user}/groups", {"change": "add", "group": "admin"}),
+    ("/api/admin/invitations", {"groups": "admin", "uses": "1", "days": "1"}),
+    ("/api/admin/invitations/{invitation}/revoke", {}),
+    ("/api/admin/clients", {"name": "Site", "redirect_uris": "https://site.example/cb"}),
+    ("/api/admin/clients/{client}/rotate", {}),
 ]
 
 
@@ -75,10 +75,10 @@ async def test_only_owners_from_this_site_may_act(
     member_id = await log_in(member_desk, phone, fw, "member")
     code, _, err = await run_wxlogin(pg_url, "users", "groups", owner_id, "add", "admin")
     assert code == 0, err
-    made = await owner_desk.post("/admin/invitations", data={"uses": "2"},
+    made = await owner_desk.post("/api/admin/invitations", data={"uses": "2"},
                                  headers=origin(server))
     assert made.status == 200
-    client = await owner_desk.post("/admin/clients", data={
+    client = await owner_desk.post("/api/admin/clients", data={
         "name": "Wiki", "redirect_uris": "https://wiki.example/cb"}, headers=origin(server))
     assert client.status == 200
     client_id = await db.fetchval("SELECT client_id FROM wxlogin.oidc_clients")
@@ -107,23 +107,23 @@ async def test_only_owners_from_this_site_may_act(
 
     # The owner's own requests work, and bad input is a clear 400 that changes nothing.
     for url, form in (
-        (f"/admin/users/{member_id}/groups", {"change": "add", "group": "no spaces"}),
-        (f"/admin/users/{member_id}/groups", {"change": "maybe", "group": "x"}),
-        (f"/admin/users/{member_id}/promote", {}),
-        ("/admin/invitations", {"uses": "0"}),
-        ("/admin/invitations", {"days": "lots"}),
-        ("/admin/clients", {"name": "x", "redirect_uris": "javascript:alert(1)"}),
+        (f"/api/admin/users/{member_id}/groups", {"change": "add", "group": "no spaces"}),
+        (f"/api/admin/users/{member_id}/groups", {"change": "maybe", "group": "x"}),
+        (f"/api/admin/users/{member_id}/promote", {}),
+        ("/api/admin/invitations", {"uses": "0"}),
+        ("/api/admin/invitations", {"days": "lots"}),
+        ("/api/admin/clients", {"name": "x", "redirect_uris": "javascript:alert(1)"}),
     ):
         answer = await owner_desk.post(url, data=form, headers=origin(server),
                                        allow_redirects=False)
         assert answer.status == 400 and (await answer.json())["error"] == "bad_request", url
-    for url in ("/admin/users/999999/disable", "/admin/invitations/999999/revoke",
-                "/admin/clients/nope/rotate"):
+    for url in ("/api/admin/users/999999/disable", "/api/admin/invitations/999999/revoke",
+                "/api/admin/clients/nope/rotate"):
         answer = await owner_desk.post(url, headers=origin(server), allow_redirects=False)
         assert answer.status == 404 and (await answer.json())["error"] == "not_found", url
     assert await everything(db) == before
 
-    disabled = await owner_desk.post(f"/admin/users/{member_id}/disable",
+    disabled = await owner_desk.post(f"/api/admin/users/{member_id}/disable",
                                      headers=origin(server), allow_redirects=False)
     assert disabled.status == 303 and disabled.headers["Location"] == "/admin#users"
     assert await me(member_desk) == 401  # their session ended at once

@@ -149,6 +149,19 @@ async def test_a_site_behind_nginx_and_the_login(stack: dict[str, str]) -> None:
                                headers={"X-Wxlogin-Groups": "forged"}) as response:
             assert response.status == 200
             assert (await response.json())["groups"] == "admin"
+        # wxlogin's own owner's page (`/admin` exactly) and its actions, and invitation links,
+        # pass through too.
+        async with browser.get(base + "/admin") as response:
+            assert response.status == 200 and 'id="activity"' in await response.text()
+        async with browser.post(base + "/api/admin/invitations", data={"uses": "1"},
+                                headers={"Origin": base}) as response:
+            assert response.status == 200
+            page = await response.text()
+        link = page.split('id="shown-value" readonly value="', 1)[1].split('"', 1)[0]
+        assert link.startswith(base + "/invite/")
+        async with aiohttp.ClientSession() as newcomer, newcomer.get(
+                link, headers={"Accept": "text/html"}) as response:
+            assert response.status == 200 and "wxlogin-code" in await response.text()
 
         async with browser.post(base + "/api/logout") as response:
             assert response.status == 204

@@ -50,7 +50,8 @@ DOCUMENT = openapi.document()
 OPERATIONS = [(method.upper(), path) for path, item in DOCUMENT["paths"].items() for method in item]
 # Not API: the HTML pages, their scripts and styles, and sandbox mode's stand-ins.
 PAGES = {"/", "/login", "/account", "/invite/{token}"}
-NOT_API = ("/static", "/sandbox/", "/admin")  # /admin: the owner's page and its form actions
+# The owner's page and its form actions (303 or a page on success, JSON errors otherwise).
+NOT_API = ("/static", "/sandbox/", "/admin", "/api/admin/")
 # Being added beside this description; described already, so its route must come.
 EXPECTED = {("GET", "/metrics")}
 

@@ -1,9 +1,10 @@
 """The owner's page, `/admin`, for members of `admin`: its actions.
 
-Every change is a form POST that must carry this site's `Origin` (required here, not merely
-checked), from a logged-in member of `admin`; it runs one of login/owner.py's audited actions and
-answers 303 back to the page, or, for what is shown only once (an invitation link, a client's
-secret), a page showing it. Refusals are the contract's JSON errors, and change nothing.
+Every change is a form POST to `/api/admin/…` (beside the rest of the API, so a proxy that
+passes `/api/` to wxlogin passes these too) that must carry this site's `Origin` (required here,
+not merely checked), from a logged-in member of `admin`; it runs one of login/owner.py's audited
+actions and answers 303 back to the page, or, for what is shown only once (an invitation link, a
+client's secret), a page showing it. Refusals are the contract's JSON errors, and change nothing.
 """
 
 from __future__ import annotations
@@ -178,10 +179,10 @@ async def rotate_client(request: web.Request) -> web.Response:
 def routes() -> list[web.AbstractRouteDef]:
     return [
         web.get("/admin", page),
-        web.post("/admin/users/{user}/groups", change_group),
-        web.post("/admin/users/{user}/{action}", change_status),
-        web.post("/admin/invitations", create_invitation),
-        web.post("/admin/invitations/{invitation}/revoke", revoke_invitation),
-        web.post("/admin/clients", add_client),
-        web.post("/admin/clients/{client}/rotate", rotate_client),
+        web.post("/api/admin/users/{user}/groups", change_group),
+        web.post("/api/admin/users/{user}/{action}", change_status),
+        web.post("/api/admin/invitations", create_invitation),
+        web.post("/api/admin/invitations/{invitation}/revoke", revoke_invitation),
+        web.post("/api/admin/clients", add_client),
+        web.post("/api/admin/clients/{client}/rotate", rotate_client),
     ]

@@ -63,7 +63,7 @@ def user_rows(request: web.Request, rows: list[overview.UserRow], w: dict[str, s
     base = request.app[BASE]
     out = []
     for row in rows:
-        target = f"{base}/admin/users/{row.id}"
+        target = f"{base}/api/admin/users/{row.id}"
         actions = []
         if row.status == "pending":
             actions.append(post_button(f"{target}/approve", w["admin_approve"]))
@@ -140,7 +140,7 @@ def invitations_section(request: web.Request, shown: Shown, w: dict[str, str]) -
         f"<td>{when(i.expires_at, '')}</td>"
         f"<td>{escape(w['admin_invite_state_' + i.state(shown.now)])}</td>"
         f"<td>{escape(i.note)}</td><td>"
-        + (post_button(f"{base}/admin/invitations/{i.id}/revoke", w["admin_revoke"],
+        + (post_button(f"{base}/api/admin/invitations/{i.id}/revoke", w["admin_revoke"],
                        kind="quiet") if i.state(shown.now) == "live" else "")
         + "</td></tr>"
         for i in shown.invitations
@@ -156,7 +156,7 @@ def invitations_section(request: web.Request, shown: Shown, w: dict[str, str]) -
                f'<p class="muted">{escape(w["admin_no_invitations"])}</p>')
     return f"""<section id="invitations" class="card">
 <h2>{escape(w['admin_invitations'])}</h2>
-<form method="post" action="{escape(base)}/admin/invitations" class="grid" id="invite-form">
+<form method="post" action="{escape(base)}/api/admin/invitations" class="grid" id="invite-form">
 <label>{escape(w['admin_invite_groups'])}<input name="groups" maxlength="400"></label>
 <label>{escape(w['admin_invite_uses'])}<input name="uses" type="number" min="1" max="100000"
  value="1"></label>
@@ -180,7 +180,7 @@ def clients_section(request: web.Request, shown: Shown, w: dict[str, str]) -> st
         if from_env:
             action = f'<span class="muted">{escape(w["admin_client_declared"])}</span>'
         elif not client.public:
-            action = post_button(f"{base}/admin/clients/{client.client_id}/rotate",
+            action = post_button(f"{base}/api/admin/clients/{client.client_id}/rotate",
                                  w["admin_rotate"], kind="quiet")
         rows.append(
             f'<tr data-client="{escape(client.client_id)}"><td><code>'
@@ -201,7 +201,7 @@ def clients_section(request: web.Request, shown: Shown, w: dict[str, str]) -> st
 <h2>{escape(w['admin_clients'])}</h2>
 {listing}
 <details><summary>{escape(w['admin_client_add'])}</summary>
-<form method="post" action="{escape(base)}/admin/clients" class="grid" id="client-form">
+<form method="post" action="{escape(base)}/api/admin/clients" class="grid" id="client-form">
 <label>{escape(w['admin_client_name'])}<input name="name" maxlength="100" required></label>
 <label>{escape(w['admin_client_redirects'])}<textarea name="redirect_uris" rows="2" required>
 </textarea></label>
