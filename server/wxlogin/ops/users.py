@@ -18,7 +18,8 @@ CLI = owner.Actor("cli")
 
 LIST = (
     "SELECT u.id, u.nickname, u.avatar_url, u.unionid IS NOT NULL AS has_unionid, u.status,"
-    " u.created_at, (SELECT count(*) FROM wxlogin.sessions s WHERE s.user_id = u.id) AS sessions,"
+    " u.created_at, u.last_login_at,"
+    " (SELECT count(*) FROM wxlogin.sessions s WHERE s.user_id = u.id) AS sessions,"
     " (SELECT coalesce(array_agg(g.name ORDER BY g.name), '{}') FROM wxlogin.user_groups g"
     " WHERE g.user_id = u.id) AS groups"
     " FROM wxlogin.users u ORDER BY u.status = 'pending' DESC, u.id DESC LIMIT $1"
@@ -39,13 +40,15 @@ async def list_users(conn: Conn, limit: int = 100) -> list[str]:
     return lines
 
 
-async def list_json(conn: Conn, limit: int = 100) -> list[str]:
-    """The contract's shape: `{"id", "nickname", "status", "groups", …}` per user."""
+async def list_json(conn: Conn, limit: int | None = None) -> list[str]:
+    """The contract's shape: `{"id", "nickname", "status", "groups", …}` per user; every user
+    (it is for scripts), pending first."""
     rows = await conn.fetch(LIST, limit)
     return [json.dumps([{
         "id": str(row["id"]), "nickname": row["nickname"], "avatar_url": row["avatar_url"],
         "status": row["status"], "groups": list(row["groups"]),
         "sessions": row["sessions"], "created_at": row["created_at"].isoformat(),
+        "last_login_at": row["last_login_at"].isoformat() if row["last_login_at"] else None,
     } for row in rows], ensure_ascii=False, indent=2)]
 
 
