@@ -53,6 +53,7 @@ CREATE TABLE funnel_days (
     created    integer NOT NULL DEFAULT 0,
     scanned    integer NOT NULL DEFAULT 0,
     confirmed  integer NOT NULL DEFAULT 0,
-    denied     integer NOT NULL DEFAULT 0,
+    denied     integer NOT NULL DEFAULT 0,   -- declined by the person who scanned
+    refused    integer NOT NULL DEFAULT 0,   -- turned away by the owner's rules
     expired    integer NOT NULL DEFAULT 0
 );

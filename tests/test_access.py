@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -12,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from tests.conftest import Browser, MakeBrowser, MakeServer
-from tests.fakewechat import FakeWeChat
+from tests.fakewechat import APPID, FakeWeChat
 from tests.helpers import me, new_scene, poll, push, run_wxlogin
 
 DB = asyncpg.Connection  # read-only use: the invariants nobody outside can see
@@ -100,7 +101,11 @@ async def test_invite_turns_newcomers_away_and_makes_nothing(
     assert polled["status"] == "denied" and polled["reason"] == "not_invited"
     assert await me(desk) == 401 and await users(db) == []
     refused = await db.fetchrow("SELECT actor, detail FROM wxlogin.audit")
-    assert refused is not None and "stranger" in refused["actor"]
+    assert refused is not None and refused["actor"].startswith("wechat:")
+    assert "stranger" not in refused["actor"]  # the audit names them, not by their openid
+    again = await browser(server)
+    await attempt(again, await browser(server), fw, "stranger")
+    assert await db.fetchval("SELECT count(DISTINCT actor) FROM wxlogin.audit") == 1
 
 
 @pytest.mark.parametrize("mode", ["open", "approval", "invite"])
@@ -191,6 +196,7 @@ async def test_a_revoked_or_expired_invitation_lets_nobody_in(
     assert code == 1 and "no such invitation" in err.lower()
     desk = await browser(server)
     assert (await desk.get(path_of(revoked))).status == 410
+    assert "Set-Cookie" not in (await desk.get("/invite/" + "x" * 32)).headers  # no session
 
     # Opened while live, then revoked before the login: the login is refused all the same.
     live = await invite(pg_url, "--uses", "5")
@@ -245,3 +251,49 @@ async def test_the_mini_programs_own_token_follows_the_same_rules(
     refused = await phone.post("/api/miniprogram/token", json={"code": fw.mint("someone")})
     assert refused.status == 403 and (await refused.json())["error"] == "not_invited"
     assert len(await users(db)) == 1
+
+
+async def test_the_invitation_link_names_the_mount_prefix_when_asked(pg_url: str) -> None:
+    link = await invite(pg_url, "--prefix", "/wxlogin")
+    assert re.fullmatch(r"http://[^/]+/wxlogin/invite/[A-Za-z0-9_-]{32}", link), link
+    code, _, err = await run_wxlogin(pg_url, "invite", "--prefix", "wxlogin")
+    assert code == 2 and "--prefix" in err
+
+
+async def test_an_owners_change_and_a_login_of_the_same_person_never_interleave(
+    server: TestServer, browser: MakeBrowser, fw: FakeWeChat, db: DB[asyncpg.Record],
+    pg_url: str,
+) -> None:
+    """The login holds its person's row from reading their status to writing it: a disable
+    that lands meanwhile waits, then wins; it is never written over with the status read."""
+    from wxlogin.login import access, owner
+    from wxlogin.storage import queries
+
+    desk = await browser()
+    scene = await new_scene(desk)
+    assert (await push(await browser(), scene, fw.mint("carol", "union-carol"))).status == 200
+    user_id = await db.fetchval("SELECT id FROM wxlogin.users")
+    login, other = await asyncpg.connect(pg_url), await asyncpg.connect(pg_url)
+    try:
+        now = datetime.now(UTC)
+        transaction = login.transaction()
+        await transaction.start()
+        # The login's two halves (login/access.py::admit), with the owner acting between them.
+        person = await queries.find_person(login, appid=APPID, openid="carol",
+                                           unionid="union-carol")
+        assert person.status == "active"
+        disabling = asyncio.ensure_future(
+            owner.set_status(other, owner.Actor("cli"), user_id, "disable", now))
+        await asyncio.sleep(0.3)
+        assert not disabling.done()  # waits for the login's transaction
+        status = access.status_for(person.status, "open", False)
+        assert status == "active"
+        await queries.save_person(login, person, appid=APPID, openid="carol",
+                                  unionid="union-carol", nickname=None, avatar_url=None,
+                                  now=now, status=status, logged_in=True)
+        await transaction.commit()
+        await asyncio.wait_for(disabling, 10)
+    finally:
+        await login.close()
+        await other.close()
+    assert await db.fetchval("SELECT status FROM wxlogin.users") == "disabled"

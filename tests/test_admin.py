@@ -191,7 +191,8 @@ async def test_the_owners_page_in_chromium(
     await expect(row).to_have_count(1)
     await expect(row).to_contain_text("Nina")
     await snap(owner, "1-pending")
-    await row.get_by_role("button", name="Approve").click()
+    await row.get_by_role("button", name="Approve").focus()  # by keyboard
+    await owner.keyboard.press("Enter")
     await owner.wait_for_url(f"{base}/admin#users", timeout=TIMEOUT)
     await expect(owner.locator("#pending tr[data-status=pending]")).to_have_count(0)
     await expect(owner.locator("#users tr", has_text="Nina")).to_have_attribute(
@@ -234,7 +235,14 @@ async def test_the_owners_page_in_chromium(
     for action in ("approve", "invite", "invitation_used", "login_refused"):
         await expect(audit).to_contain_text(action)
 
-    # Keyboard: the search field and the buttons are reachable, and the page speaks Chinese.
+    # Searching by keyboard; the page in Chinese.
+    await owner.goto(f"{base}/admin")
+    await owner.locator("#users input[name=q]").focus()
+    await owner.keyboard.type("Nina")
+    await owner.keyboard.press("Enter")
+    await owner.wait_for_url(re.compile(r".*/admin\?q=Nina.*"), timeout=TIMEOUT)
+    await expect(owner.locator("#users tbody tr")).to_have_count(1)
+    await expect(owner.locator("#users tbody tr")).to_contain_text("Nina")
     await owner.goto(f"{base}/admin")
     await snap(owner, "3-page")
     await owner.screenshot(path=str(ROOT / "test-artifacts" / "admin" / "admin-page.png"),

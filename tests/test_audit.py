@@ -34,7 +34,7 @@ async def test_wxlogin_audit_shows_owner_actions_and_refusals(
     assert invite["actor"] == "cli" and invite["detail"]["groups"] == ["admin"]
     assert invite["detail"]["note"] == "for Ann" and invite["subject"].startswith("invitation:")
     assert refusal["detail"] == {"reason": "not_invited", "appid": APPID}
-    assert refusal["address"] == "127.0.0.1" and "walter" in refusal["actor"]
+    assert refusal["address"] == "127.0.0.1" and refusal["actor"].startswith("wechat:")
     code, out, _ = await run_wxlogin(pg_url, "audit")
     lines = out.splitlines()
     assert code == 0 and len(lines) == 2 and "invite" in lines[0] and "not_invited" in lines[1]
@@ -74,19 +74,22 @@ async def test_the_daily_funnel_counts_every_scene_once_across_the_sweep(
     await phone.post(f"/api/scenes/{scene}/deny", json={"code": fw.mint("d")})
     for _ in range(2):  # never scanned
         await new_scene(await browser(server))
+    strict = await make_server(registration="invite")  # and one the owner's rules refuse
+    scene = await new_scene(await browser(strict))
+    assert (await push(await browser(strict), scene, fw.mint("outsider"))).status == 403
 
     def totals(days: list[overview.Day]) -> tuple[int, ...]:
         return tuple(sum(getattr(d, k) for d in days)
-                     for k in ("created", "scanned", "confirmed", "denied", "expired"))
+                     for k in ("created", "scanned", "confirmed", "denied", "refused", "expired"))
 
     live = await overview.days(db, clock.now())
     assert len(live) == 30 and live[-1].day == clock.now().date()
-    assert totals(live) == (6, 4, 3, 1, 0)
+    assert totals(live) == (7, 5, 3, 1, 1, 0)
     clock.advance(3600)  # expired, not yet swept: the two never scanned count as expired
-    assert totals(await overview.days(db, clock.now())) == (6, 4, 3, 1, 2)
+    assert totals(await overview.days(db, clock.now())) == (7, 5, 3, 1, 1, 2)
     clock.advance(2 * 3600)
-    assert (await sweep_once(db, clock.now()))["scenes"] == 6
+    assert (await sweep_once(db, clock.now()))["scenes"] == 7
     assert await db.fetchval("SELECT count(*) FROM wxlogin.scenes") == 0
-    assert totals(await overview.days(db, clock.now())) == (6, 4, 3, 1, 2)  # the same
+    assert totals(await overview.days(db, clock.now())) == (7, 5, 3, 1, 1, 2)  # the same
     clock.advance(31 * 24 * 3600)  # a month on, that day has left the chart
-    assert totals(await overview.days(db, clock.now())) == (0, 0, 0, 0, 0)
+    assert totals(await overview.days(db, clock.now())) == (0, 0, 0, 0, 0, 0)

@@ -9,6 +9,7 @@ client's secret), a page showing it. Refusals are the contract's JSON errors, an
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -18,6 +19,7 @@ from ..errors import BadInput, ForbiddenOrigin, NotLoggedIn, NotOwner
 from ..login import owner
 from ..storage import queries
 from ..storage.db import acquire
+from ..text import storable
 from . import admin_page, inputs
 from .browser import current_user
 from .keys import BASE, CLOCK, SERVICES, SETTINGS
@@ -25,6 +27,16 @@ from .origin import check_origin
 from .peer import client_ip
 
 OWNERS = "admin"
+ID = re.compile(r"[0-9]{1,18}")
+
+
+def plain(value: object, name: str, limit: int) -> str:
+    """A text field: at most `limit` characters PostgreSQL can keep, or a 400."""
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > limit or not storable(value):
+        raise BadInput(f"`{name}` must be text of at most {limit} characters.")
+    return value.strip()
 
 
 async def acting_owner(request: web.Request) -> owner.Actor:
@@ -49,6 +61,8 @@ async def page(request: web.Request) -> web.Response:
     if OWNERS not in user.groups:
         return admin_page.forbidden(request)
     search = request.query.get("q", "")[:100]
+    if not storable(search):
+        raise BadInput("`q` must be plain text.")
     async with acquire(request.app[SERVICES].pool) as conn:
         shown = await admin_page.gather(conn, request, search)
     return admin_page.render_page(request, user, shown, search)
@@ -60,7 +74,7 @@ def back(request: web.Request, anchor: str) -> web.HTTPSeeOther:
 
 def user_id(request: web.Request) -> int:
     raw = request.match_info["user"]
-    if not raw.isdigit() or len(raw) > 18:
+    if not ID.fullmatch(raw):
         raise owner.NoSuchUser()
     return int(raw)
 
@@ -68,11 +82,10 @@ def user_id(request: web.Request) -> int:
 async def change_status(request: web.Request) -> web.Response:
     actor = await acting_owner(request)
     action = request.match_info["action"]
-    status = {"approve": "active", "enable": "active", "disable": "disabled"}.get(action)
-    if status is None:
+    if action not in owner.STATUS_ACTIONS:
         raise BadInput("The action is approve, enable or disable.")
     async with acquire(request.app[SERVICES].pool) as conn:
-        await owner.set_status(conn, actor, user_id(request), status, request.app[CLOCK].now())
+        await owner.set_status(conn, actor, user_id(request), action, request.app[CLOCK].now())
     raise back(request, "users")
 
 
@@ -83,9 +96,9 @@ def group_name(value: object) -> str:
 
 
 def group_list(value: object) -> list[str]:
-    if not isinstance(value, str):
-        return []
-    names = [name.strip() for name in value.split(",") if name.strip()]
+    if value is not None and not isinstance(value, str):
+        raise BadInput("Groups are names separated by commas.")
+    names = [name.strip() for name in (value or "").split(",") if name.strip()]
     if len(names) > 20:
         raise BadInput("At most 20 groups.")
     return [group_name(name) for name in names]
@@ -122,12 +135,10 @@ async def create_invitation(request: web.Request) -> web.Response:
     groups = group_list(fields.get("groups"))
     uses = int(bounded_number(fields.get("uses"), "uses", 1, 100_000, 1))
     days = bounded_number(fields.get("days"), "days", 0.01, 3660, 7)
-    note = fields.get("note") or ""
-    if not isinstance(note, str) or len(note) > 200:
-        raise BadInput("`note` is at most 200 characters.")
+    note = plain(fields.get("note"), "note", 200)
     async with acquire(request.app[SERVICES].pool) as conn:
         made, token = await owner.invite(conn, actor, groups=groups, uses=uses, days=days,
-                                         note=note.strip(), now=request.app[CLOCK].now())
+                                         note=note, now=request.app[CLOCK].now())
     link = f"{request.app[SETTINGS].public_url}{request.app[BASE]}/invite/{token}"
     return admin_page.shown_once(request, "admin_invite_made", link, qr=True,
                                  detail=f"#{made.id} · {made.uses} · {', '.join(made.groups)}")
@@ -136,7 +147,7 @@ async def create_invitation(request: web.Request) -> web.Response:
 async def revoke_invitation(request: web.Request) -> web.Response:
     actor = await acting_owner(request)
     raw = request.match_info["invitation"]
-    if not raw.isdigit() or len(raw) > 18:
+    if not ID.fullmatch(raw):
         raise owner.NoSuchInvitation()
     async with acquire(request.app[SERVICES].pool) as conn:
         await owner.revoke_invitation(conn, actor, int(raw), request.app[CLOCK].now())
@@ -146,11 +157,10 @@ async def revoke_invitation(request: web.Request) -> web.Response:
 async def add_client(request: web.Request) -> web.Response:
     actor = await acting_owner(request)
     fields = await inputs.fields(request)
-    name = fields.get("name")
-    if not isinstance(name, str) or not 0 < len(name.strip()) <= 100:
+    name = plain(fields.get("name"), "name", 100)
+    if not name:
         raise BadInput("Give the client a name of at most 100 characters.")
-    raw_uris = fields.get("redirect_uris")
-    uris = [u.strip() for u in raw_uris.split()] if isinstance(raw_uris, str) else []
+    uris = plain(fields.get("redirect_uris"), "redirect_uris", 20 * 2049).split()
     if not uris or len(uris) > 20 or not all(map(absolute_url, uris)):
         raise BadInput("Give 1 to 20 redirect URIs, each an absolute http(s) URL.")
     async with acquire(request.app[SERVICES].pool) as conn:
@@ -169,6 +179,8 @@ async def add_client(request: web.Request) -> web.Response:
 async def rotate_client(request: web.Request) -> web.Response:
     actor = await acting_owner(request)
     client_id = request.match_info["client"]
+    if len(client_id) > 200 or not storable(client_id):
+        raise owner.NoSuchClient()
     async with acquire(request.app[SERVICES].pool) as conn:
         secret = await owner.rotate_client_secret(conn, actor, client_id,
                                                   request.app[CLOCK].now())

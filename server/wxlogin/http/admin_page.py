@@ -112,10 +112,10 @@ def users_table(request: web.Request, rows: list[overview.UserRow], w: dict[str,
 def activity(shown: Shown, w: dict[str, str]) -> str:
     logins = [(f"{d.day:%Y-%m-%d}", d.confirmed) for d in shown.days]
     total = {key: sum(getattr(d, key) for d in shown.days)
-             for key in ("created", "scanned", "confirmed", "denied", "expired")}
+             for key in ("created", "scanned", "confirmed", "denied", "refused", "expired")}
     steps = [(w["admin_codes"], total["created"]), (w["admin_scanned"], total["scanned"]),
              (w["admin_confirmed"], total["confirmed"]), (w["admin_declined"], total["denied"]),
-             (w["admin_expired"], total["expired"])]
+             (w["admin_refused"], total["refused"]), (w["admin_expired"], total["expired"])]
     table = "".join(f"<tr><td>{escape(day)}</td><td>{count}</td></tr>"
                     for day, count in logins if count)
     return f"""<section id="activity" class="card">

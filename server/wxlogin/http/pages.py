@@ -24,6 +24,7 @@ from ..storage import invitations
 from ..storage.db import acquire
 from .browser import browser_key, current_user
 from .keys import BASE, CLOCK, SERVICES, SETTINGS
+from .peer import client_ip
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -130,14 +131,21 @@ async def invite_page(request: web.Request) -> web.Response:
     its next login redeems it; the page is the login itself."""
     words = i18n.STRINGS[i18n.language(request)]
     token = request.match_info["token"]
-    session = await get_session(request)
+    services, now = request.app[SERVICES], request.app[CLOCK].now()
+    settings = request.app[SETTINGS]
+    # Like a new login: each opening counts against the address's budget of new logins.
+    services.limits.scenes_by_ip.check(client_ip(request, settings.trusted_proxies),
+                                       "new logins from this address")
     found = None
     if 20 <= len(token) <= 64 and token.isascii():
-        owner = browser_key(session)
-        if owner is None:
-            owner = session["browser"] = secrets.token_urlsafe(24)
-        async with acquire(request.app[SERVICES].pool) as conn:
-            found = await invitations.bind(conn, token, owner, request.app[CLOCK].now())
+        async with acquire(services.pool) as conn:
+            # Only a live invitation gets this browser a session (a key to bind it to).
+            if await invitations.live(conn, token, now) is not None:
+                session = await get_session(request)
+                owner = browser_key(session)
+                if owner is None:
+                    owner = session["browser"] = secrets.token_urlsafe(24)
+                found = await invitations.bind(conn, token, owner, now)
     if found is None:
         if "text/html" not in request.headers.get("Accept", ""):
             raise InvitationInvalid()

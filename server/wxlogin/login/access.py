@@ -8,6 +8,7 @@ gives it back.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,6 +16,12 @@ from ..storage import audit, invitations, queries
 from ..storage.db import Conn
 from ..wechat.client import WxSession
 from ..wechat.crypto import Profile
+
+
+def stranger(appid: str, openid: str) -> str:
+    """A newcomer turned away, as the audit names them: the same person always the same, but
+    not their openid (the page shows the audit)."""
+    return "wechat:" + hashlib.sha256(f"{appid}:{openid}".encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -78,7 +85,7 @@ async def admit(
         return Admission(user)
     known = person.user_id or (user.id if user else None)
     await audit.record(
-        conn, at=now, actor=f"user:{known}" if known else f"wechat:{appid}:{wx.openid}",
+        conn, at=now, actor=f"user:{known}" if known else stranger(appid, wx.openid),
         action="login_refused", subject=f"user:{known}" if known else "",
         detail={"reason": refused, "appid": appid}, address=address,
     )

@@ -38,11 +38,15 @@ class Actor:
     address: str = ""
 
 
-async def set_status(conn: Conn, actor: Actor, user_id: int, status: str,
+STATUS_ACTIONS = {"approve": "active", "enable": "active", "disable": "disabled"}
+
+
+async def set_status(conn: Conn, actor: Actor, user_id: int, action: str,
                      now: datetime) -> int:
-    """approve (active), disable or enable (active) a user. Disabling ends every session and
-    OIDC token of theirs at once; returns how many sessions ended."""
-    action = {"active": "enable", "disabled": "disable"}[status]
+    """approve (a pending account) or enable (a disabled one): active; disable. Disabling ends
+    every session and OIDC token of theirs at once; returns how many sessions ended. The row
+    lock orders this with a login of the same person (login/access.py holds it too)."""
+    status = STATUS_ACTIONS[action]
     async with conn.transaction():
         before = await conn.fetchval(
             "SELECT status FROM wxlogin.users WHERE id = $1 FOR UPDATE", user_id
@@ -59,8 +63,6 @@ async def set_status(conn: Conn, actor: Actor, user_id: int, status: str,
                 "UPDATE wxlogin.oidc_tokens SET revoked_at = $2 WHERE user_id = $1"
                 " AND revoked_at IS NULL", user_id, now,
             )
-        if before == "pending" and status == "active":
-            action = "approve"
         await audit.record(conn, at=now, actor=actor.who, action=action,
                            subject=f"user:{user_id}", detail={"was": before},
                            address=actor.address)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import re
 import resource
 import socket
 import sys
@@ -232,6 +233,9 @@ def main(argv: list[str] | None = None) -> None:
     inviting.add_argument("--uses", type=int, default=1, metavar="N", help="default 1")
     inviting.add_argument("--days", type=float, default=7, metavar="D", help="default 7")
     inviting.add_argument("--note", default="", metavar="TEXT", help="for your own memory")
+    inviting.add_argument("--prefix", default="", metavar="PATH",
+                          help="where wxlogin is mounted in your aiohttp app (e.g. /wxlogin); "
+                          "empty when it is served on its own")
     inviting.add_argument("--list", action="store_true", help="list the invitations")
     inviting.add_argument("--revoke", type=int, metavar="ID", help="revoke an invitation")
     auditing = commands.add_parser(
@@ -249,6 +253,8 @@ def main(argv: list[str] | None = None) -> None:
             parser.error("a group's name is 1 to 64 letters, digits, '_', '.' or '-'")
         if len(args.note) > 200:
             parser.error("--note is at most 200 characters")
+        if args.prefix and not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", args.prefix):
+            parser.error("--prefix is a path such as /wxlogin")
     if args.command == "clients" and args.action != "list" and not args.name:
         parser.error(f"wxlogin clients {args.action} needs a "
                      + ("name" if args.action == "add" else "client_id"))
@@ -294,7 +300,8 @@ def main(argv: list[str] | None = None) -> None:
             assert ready.database_url is not None
             try:
                 lines = asyncio.run(invites.run_invite(
-                    ready.database_url, settings.public_url, groups=args.group, uses=args.uses,
+                    ready.database_url, settings.public_url, prefix=args.prefix,
+                    groups=args.group, uses=args.uses,
                     days=args.days, note=args.note, revoke=args.revoke, listing=args.list,
                     now=SystemClock().now(),
                 ))

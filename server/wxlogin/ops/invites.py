@@ -15,12 +15,13 @@ from ..storage.migrations import migrate
 CLI = owner.Actor("cli")
 
 
-def link(public_url: str, token: str) -> str:
-    return f"{public_url}/invite/{token}"
+def link(public_url: str, prefix: str, token: str) -> str:
+    return f"{public_url}{prefix}/invite/{token}"
 
 
-async def run_invite(url: str, public_url: str, *, groups: list[str], uses: int, days: float,
-                     note: str, revoke: int | None, listing: bool, now: datetime) -> list[str]:
+async def run_invite(url: str, public_url: str, *, prefix: str = "", groups: list[str],
+                     uses: int, days: float, note: str, revoke: int | None, listing: bool,
+                     now: datetime) -> list[str]:
     conn = await asyncpg.connect(url)
     try:
         await migrate(conn)
@@ -40,7 +41,7 @@ async def run_invite(url: str, public_url: str, *, groups: list[str], uses: int,
             f"invitation {made.id}: {made.uses} use(s), until {made.expires_at:%Y-%m-%d %H:%M %Z}"
             + (f", groups {', '.join(made.groups)}" if made.groups else ""),
             "open this link in the browser that is to log in (it is shown only now):",
-            link(public_url, token),
+            link(public_url, prefix, token),
         ]
     finally:
         await conn.close()

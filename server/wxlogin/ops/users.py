@@ -109,8 +109,7 @@ async def run(
                 raise BadGroup(group)
             await owner.set_group(conn, CLI, user_id, group, change == "add", now)
             return await groups_of(conn, user_id)
-        status = "disabled" if action == "disable" else "active"
-        ended = await owner.set_status(conn, CLI, user_id, status, now)
+        ended = await owner.set_status(conn, CLI, user_id, action, now)
         if action == "disable":
             return [f"user {user_id} disabled; {ended} session(s) ended, OIDC tokens revoked"]
         return [f"user {user_id} {'approved' if action == 'approve' else 'enabled'}"]

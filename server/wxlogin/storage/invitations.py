@@ -72,6 +72,16 @@ async def create(
     return _invitation(row), token
 
 
+async def live(conn: Conn, token: str, now: datetime) -> Invitation | None:
+    """The invitation of this token while it can still let someone in."""
+    row = await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM wxlogin.invitations WHERE token_hash = $1"
+        f" AND revoked_at IS NULL AND used < uses AND expires_at > $2",
+        token_hash(token), now,
+    )
+    return None if row is None else _invitation(row)
+
+
 async def bind(conn: Conn, token: str, owner: str, now: datetime) -> Invitation | None:
     """Bind the live invitation of this token to the browser `owner`; None when there is none
     (unknown, used up, expired or revoked). A browser holds one invitation: the latest."""

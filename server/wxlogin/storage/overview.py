@@ -28,7 +28,8 @@ class Day:
     created: int
     scanned: int
     confirmed: int
-    denied: int
+    denied: int  # declined by the person
+    refused: int  # turned away by the owner's rules
     expired: int
 
 
@@ -66,15 +67,17 @@ async def user_counts(conn: Conn) -> dict[str, int]:
 DAYS = (
     "SELECT d::date AS day, coalesce(sum(c.created), 0)::int AS created,"
     " coalesce(sum(c.scanned), 0)::int AS scanned, coalesce(sum(c.confirmed), 0)::int AS confirmed,"
-    " coalesce(sum(c.denied), 0)::int AS denied, coalesce(sum(c.expired), 0)::int AS expired"
+    " coalesce(sum(c.denied), 0)::int AS denied, coalesce(sum(c.refused), 0)::int AS refused,"
+    " coalesce(sum(c.expired), 0)::int AS expired"
     " FROM generate_series($1::date, $2::date, interval '1 day') AS d"
     " LEFT JOIN ("
-    "  SELECT day, created, scanned, confirmed, denied, expired FROM wxlogin.funnel_days"
+    "  SELECT day, created, scanned, confirmed, denied, refused, expired FROM wxlogin.funnel_days"
     "  WHERE day BETWEEN $1 AND $2"
     "  UNION ALL"
     "  SELECT (created_at AT TIME ZONE 'UTC')::date, count(*), count(*) FILTER"
     "  (WHERE claimant IS NOT NULL), count(*) FILTER (WHERE status = 'confirmed'),"
-    "  count(*) FILTER (WHERE status = 'denied'), count(*) FILTER"
+    "  count(*) FILTER (WHERE status = 'denied' AND deny_reason IS NULL),"
+    "  count(*) FILTER (WHERE deny_reason IS NOT NULL), count(*) FILTER"
     "  (WHERE status IN ('pending', 'scanned') AND expires_at <= $3)"
     "  FROM wxlogin.scenes GROUP BY 1"
     " ) AS c ON c.day = d::date"

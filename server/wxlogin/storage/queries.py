@@ -96,12 +96,15 @@ async def find_person(conn: Conn, *, appid: str, openid: str, unionid: str | Non
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"o:{appid}:{openid}")
     if unionid:
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"u:{unionid}")
+    # Their user's row is locked too, so an owner's change (disable, approve) waits for this
+    # login, or this login sees it: never a status read before it and written back after.
     found = await conn.fetchrow(
         "WITH f AS (SELECT (SELECT user_id FROM wxlogin.identities WHERE appid = $1"
         " AND openid = $2) AS by_identity, (SELECT id FROM wxlogin.users WHERE unionid = $3)"
-        " AS by_union)"
-        " SELECT f.by_identity, f.by_union, u.status FROM f"
-        " LEFT JOIN wxlogin.users u ON u.id = coalesce(f.by_union, f.by_identity)",
+        " AS by_union),"
+        " u AS (SELECT status FROM wxlogin.users"
+        " WHERE id = (SELECT coalesce(by_union, by_identity) FROM f) FOR UPDATE)"
+        " SELECT f.by_identity, f.by_union, u.status FROM f LEFT JOIN u ON true",
         appid, openid, unionid or None,
     )
     assert found is not None  # one row, from the CTE's single row

@@ -37,16 +37,19 @@ AUDIT_KEPT = timedelta(days=180)  # WXLOGIN_AUDIT_DAYS' default
 SCENES_OUT = (
     "WITH gone AS (DELETE FROM wxlogin.scenes WHERE ctid IN"
     " (SELECT ctid FROM wxlogin.scenes WHERE expires_at < $1 LIMIT {batch})"
-    " RETURNING status, claimant, created_at),"
+    " RETURNING status, claimant, deny_reason, created_at),"
     " counted AS (INSERT INTO wxlogin.funnel_days AS f"
-    " (day, created, scanned, confirmed, denied, expired)"
+    " (day, created, scanned, confirmed, denied, refused, expired)"
     " SELECT (created_at AT TIME ZONE 'UTC')::date, count(*),"
     " count(*) FILTER (WHERE claimant IS NOT NULL),"
-    " count(*) FILTER (WHERE status = 'confirmed'), count(*) FILTER (WHERE status = 'denied'),"
+    " count(*) FILTER (WHERE status = 'confirmed'),"
+    " count(*) FILTER (WHERE status = 'denied' AND deny_reason IS NULL),"
+    " count(*) FILTER (WHERE deny_reason IS NOT NULL),"
     " count(*) FILTER (WHERE status IN ('pending', 'scanned')) FROM gone GROUP BY 1"
     " ON CONFLICT (day) DO UPDATE SET created = f.created + EXCLUDED.created,"
     " scanned = f.scanned + EXCLUDED.scanned, confirmed = f.confirmed + EXCLUDED.confirmed,"
-    " denied = f.denied + EXCLUDED.denied, expired = f.expired + EXCLUDED.expired)"
+    " denied = f.denied + EXCLUDED.denied, refused = f.refused + EXCLUDED.refused,"
+    " expired = f.expired + EXCLUDED.expired)"
     " SELECT status FROM gone"
 )
 
