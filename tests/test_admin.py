@@ -123,6 +123,11 @@ async def test_only_owners_from_this_site_may_act(
         assert answer.status == 404 and (await answer.json())["error"] == "not_found", url
     assert await everything(db) == before
 
+    rotated = await owner_desk.post(f"/api/admin/clients/{client_id}/rotate",
+                                    headers=origin(server))
+    secret = (await rotated.text()).split('id="shown-value" readonly value="', 1)[1].split('"')[0]
+    assert rotated.status == 200 and len(secret) >= 32
+    assert await db.fetchval("SELECT secret_hash FROM wxlogin.oidc_clients") != before[3][0][1]
     disabled = await owner_desk.post(f"/api/admin/users/{member_id}/disable",
                                      headers=origin(server), allow_redirects=False)
     assert disabled.status == 303 and disabled.headers["Location"] == "/admin#users"

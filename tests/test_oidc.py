@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestServer
 
 from tests.conftest import Browser, MakeBrowser, MakeServer
 from tests.fakewechat import FakeWeChat
-from tests.helpers import new_scene, poll, push
+from tests.helpers import new_scene, poll, push, run_wxlogin
 from wxlogin.clients import OidcClient
 from wxlogin.clock import FakeClock
 from wxlogin.storage.queries import set_group
@@ -326,13 +326,18 @@ async def test_refresh_tokens_rotate_and_a_reused_one_revokes_its_family(
 
 
 async def test_a_disabled_user_cannot_refresh(
-    idp: TestServer, browser: MakeBrowser, fw: FakeWeChat, db: Any
+    idp: TestServer, browser: MakeBrowser, fw: FakeWeChat, db: Any, pg_url: str
 ) -> None:
     desk, phone, site = await logged_in(browser, idp, fw)
     found = await code_for(desk, scope="openid offline_access")
     auth = basic("wordpress", SECRET)
     tokens = await (await exchange(site, found["code"], auth=auth)).json()
-    await db.execute("UPDATE wxlogin.users SET status = 'disabled'")
+    user_id = await db.fetchval("SELECT id FROM wxlogin.users")
+    code, _, err = await run_wxlogin(pg_url, "users", "disable", str(user_id))
+    assert code == 0, err
+    # Every token of theirs ends at once, not only when next presented.
+    assert await db.fetchval("SELECT count(*) FROM wxlogin.oidc_tokens"
+                             " WHERE revoked_at IS NULL") == 0
     refused = await site.post("/oidc/token", headers=auth, data={
         "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
     assert refused.status == 400 and (await refused.json())["error"] == "invalid_grant"
@@ -415,6 +420,10 @@ async def test_a_client_limited_to_groups_admits_only_their_members(
     refused = await authorize(desk, client_id="grafana", redirect_uri=GRAFANA)
     assert refused.status == 302 and query_of(refused)["error"] == "access_denied"
     user_id = await db.fetchval("SELECT id FROM wxlogin.users")
+    entry = await db.fetchrow("SELECT actor, action, subject, detail->>'reason' AS reason"
+                              " FROM wxlogin.audit")  # a refused login, in the audit
+    assert tuple(entry) == (f"user:{user_id}", "login_refused", "client:grafana",
+                            "not_in_allowed_groups")
     await set_group(db, user_id, "admin", True, clock.now())
     found = await code_for(desk, client_id="grafana", redirect_uri=GRAFANA,
                            scope="openid profile groups")

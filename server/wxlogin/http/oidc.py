@@ -31,6 +31,7 @@ from .browser import current_user
 from .keys import BASE, CLOCK, SERVICES, SETTINGS
 from .origin import check_origin
 from .pages import CSP, render
+from .peer import client_ip
 
 # Short: a relying party that meets an unknown `kid` fetches again anyway, and the next key is
 # published long before it signs (storage/signing.py).
@@ -233,6 +234,10 @@ async def authorize(request: web.Request) -> web.StreamResponse:
             login_query["lang"] = lang
         raise web.HTTPSeeOther(f"{request.app[BASE]}/login?" + urlencode(login_query))
     if client.allowed_groups and not set(client.allowed_groups) & set(user.groups):
+        await oidc.refused_by_groups(
+            services.pool, now, user_id=user.id, client_id=client.client_id,
+            address=client_ip(request, request.app[SETTINGS].trusted_proxies),
+        )
         raise fail("access_denied", "This site admits only members of certain groups.")
     code = await oidc.grant_code(
         services.pool, now, client=client, redirect_uri=redirect_uri, user_id=user.id,

@@ -19,7 +19,7 @@ import asyncpg
 
 from ..clients import OidcClient
 from ..errors import REFUSALS, OAuthClientError, OAuthError
-from ..storage import grants, oidc_clients, queries
+from ..storage import audit, grants, oidc_clients, queries
 from ..storage.db import Conn, acquire
 from ..text import storable
 from ..wechat.client import WxSession
@@ -250,6 +250,15 @@ async def public_clients(
 
 
 MINIPROGRAM_TOKEN_LIFETIME = timedelta(hours=2)
+
+
+async def refused_by_groups(pool: asyncpg.Pool, now: datetime, *, user_id: int,
+                            client_id: str, address: str) -> None:
+    """A client's `allowed_groups` turned this user away: a refused login, for the audit."""
+    async with acquire(pool) as conn:
+        await audit.record(conn, at=now, actor=f"user:{user_id}", action="login_refused",
+                           subject=f"client:{client_id}",
+                           detail={"reason": "not_in_allowed_groups"}, address=address)
 
 
 async def miniprogram_token(
