@@ -4,6 +4,7 @@ a real Chromium: approve someone, create and use an invitation, see the chart ch
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -143,14 +144,21 @@ async def snap(page: Page, name: str) -> None:
     await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+async def shown_scene(page: Page, action: Callable[[], Awaitable[Any]]) -> str:
+    """The scene whose code the page shows after `action`: a phone scans only a code it sees."""
+    async with page.expect_response(
+        lambda r: r.url.endswith("/api/scenes") and r.request.method == "POST"
+    ) as created, page.expect_response(lambda r: r.url.endswith("/code")) as drawn:
+        await action()
+    assert (await drawn.value).status == 200
+    scene: str = (await (await created.value).json())["scene"]
+    return scene
+
+
 async def scan_from(page: Page, url: str, phone: Browser, fw: FakeWeChat, openid: str,
                     **extra: Any) -> int:
     """Open `url` (a login page) in Chromium and confirm its code from the phone."""
-    async with page.expect_response(
-        lambda r: r.url.endswith("/api/scenes") and r.request.method == "POST"
-    ) as created:
-        await page.goto(url)
-    scene = (await (await created.value).json())["scene"]
+    scene = await shown_scene(page, lambda: page.goto(url))
     pushed = await push(phone, scene, fw.mint(openid, f"union-{openid}"), **extra)
     return pushed.status
 
@@ -202,11 +210,7 @@ async def test_the_owners_page_in_chromium(
     await expect(owner.locator("#pending tr[data-status=pending]")).to_have_count(0)
     await expect(owner.locator("#users tr", has_text="Nina")).to_have_attribute(
         "data-status", "active")
-    async with newcomer.expect_response(
-        lambda r: r.url.endswith("/api/scenes") and r.request.method == "POST"
-    ) as created:
-        await newcomer.locator("#wxlogin-refresh").click()
-    scene = (await (await created.value).json())["scene"]
+    scene = await shown_scene(newcomer, newcomer.locator("#wxlogin-refresh").click)
     assert (await push(phone, scene, fw.mint("nina", "union-nina"))).status == 200
     await newcomer.wait_for_url(f"{base}/account", timeout=TIMEOUT)
     await owner.reload()
