@@ -64,6 +64,9 @@ class FakeWeChat:
     image: bytes = field(default_factory=tiny_png)
     has_stable_token: bool = True
     url: str = ""
+    phone_codes: dict[str, tuple[str, str]] = field(default_factory=dict)  # code: (appid, pure)
+    links: list[dict[str, Any]] = field(default_factory=list)  # what generate_* were asked
+    country_as_number: bool = False  # WeChat's example gives countryCode as 86, not "86"
 
     # --- test controls -------------------------------------------------------------------------
 
@@ -89,6 +92,12 @@ class FakeWeChat:
             "iv": base64.b64encode(vector).decode(),
             "encryptedData": crypto.encrypt(self.codes[code].session_key, vector, data),
         }
+
+    def mint_phone(self, number: str = "13800138000", *, appid: str = APPID) -> str:
+        """What the getPhoneNumber button hands the mini program: a one-time code."""
+        code = "p" + secrets.token_hex(15)
+        self.phone_codes[code] = (appid, number)
+        return code
 
     def fail(self, endpoint: str, *faults: Fault) -> None:
         self.faults.setdefault(endpoint, []).extend(faults)
@@ -193,6 +202,52 @@ class FakeWeChat:
             answer["unionid"] = user.unionid
         return web.Response(text=json.dumps(answer), content_type="text/plain")
 
+    def _appid_of(self, request: web.Request) -> str | None:
+        token = request.query.get("access_token", "")
+        found = [appid for appid, t in self.tokens.items() if t == token]
+        return found[0] if found else None
+
+    async def phone_number(self, request: web.Request) -> web.StreamResponse:
+        self.calls["getuserphonenumber"] += 1
+        if (faulty := await self._fault("getuserphonenumber", request)) is not None:
+            return faulty
+        appid = self._appid_of(request)
+        if appid is None:
+            return self._error(40001)
+        try:
+            code = json.loads(await request.read()).get("code")
+        except (ValueError, AttributeError):
+            return self._error(47001)
+        found = self.phone_codes.pop(code, None) if isinstance(code, str) else None
+        if found is None:
+            return self._error(40029)
+        if found[0] != appid:
+            return self._error(40013)
+        country: int | str = 86 if self.country_as_number else "86"
+        return web.json_response({"errcode": 0, "errmsg": "ok", "phone_info": {
+            "phoneNumber": found[1], "purePhoneNumber": found[1], "countryCode": country,
+            "watermark": {"timestamp": 1700000000, "appid": appid},
+        }})
+
+    async def link(self, request: web.Request) -> web.StreamResponse:
+        kind = request.path.rsplit("/", 1)[1]
+        self.calls[kind] += 1
+        if (faulty := await self._fault(kind, request)) is not None:
+            return faulty
+        if self._appid_of(request) is None:
+            return self._error(40001)
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            return self._error(47001)
+        self.links.append({"kind": kind, **body})
+        ticket = secrets.token_urlsafe(12)
+        if kind == "generate_urllink":
+            return web.json_response({"errcode": 0, "errmsg": "ok",
+                                      "url_link": f"https://wxaurl.cn/{ticket}"})
+        return web.json_response({"errcode": 0, "errmsg": "ok",
+                                  "openlink": f"weixin://dl/business/?t={ticket}"})
+
     async def control_mint(self, request: web.Request) -> web.Response:
         """Test control, not WeChat's: what `wx.login` would hand the mini program."""
         body = await request.json() if request.body_exists else {}
@@ -208,6 +263,9 @@ class FakeWeChat:
                 web.get("/cgi-bin/token", self.token),
                 web.post("/wxa/getwxacodeunlimit", self.draw),
                 web.get("/sns/jscode2session", self.jscode2session),
+                web.post("/wxa/business/getuserphonenumber", self.phone_number),
+                web.post("/wxa/generate_urllink", self.link),
+                web.post("/wxa/generatescheme", self.link),
             ]
         )
         return app

@@ -25,6 +25,8 @@ const TABLE = {
   wechat_error: ["contact", "网站的微信配置有问题，请联系网站管理员。", "The site's WeChat setup has a problem. Please contact the site."],
   bad_request: ["contact", "请求有误，请联系网站管理员。", "The request was not valid. Please contact the site."],
   forbidden_origin: ["contact", "请求被拒绝，请联系网站管理员。", "The request was refused. Please contact the site."],
+  phone_required: ["retry", "这个网站需要你的手机号才能登录，请点击“手机号快捷登录”。", "This site needs your phone number to log in. Tap the phone number button."],
+  phone_code_rejected: ["retry", "手机号授权已失效，请重新点击手机号按钮。", "The phone number permission expired. Tap the phone number button again."],
   approval_pending: ["contact", "你的账号正在等待网站管理员批准，批准后再扫码即可登录。", "Your account is waiting for the site owner's approval. Once they approve it, scan again to log in."],
   not_invited: ["contact", "这个网站只接受受邀用户，请向网站管理员索取邀请链接。", "This site lets people in by invitation only. Ask its owner for an invitation link."],
   user_disabled: ["contact", "你在这个网站的账号已被停用，请联系网站管理员。", "Your account on this site is disabled. Please contact the site's owner."],

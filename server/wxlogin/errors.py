@@ -37,6 +37,25 @@ class CodeRejected(ApiError):
     default_message = "WeChat refused this login code; call wx.login again and retry."
 
 
+class PhoneCodeRejected(ApiError):
+    code = "phone_code_rejected"
+    default_message = "WeChat refused the phone number's code; tap the phone button again."
+
+
+class PhoneRequired(ApiError):
+    code = "phone_required"
+    default_message = "This site needs your phone number to log in: use the phone button."
+
+
+class LinkUnavailable(ApiError):
+    status = 409
+    code = "link_unavailable"
+    default_message = (
+        "WeChat makes no link that opens the mini program for this site; scan the code instead "
+        "(or save it and scan it from your album in WeChat)."
+    )
+
+
 class CodeAlreadyUsed(ApiError):
     code = "code_already_used"
     default_message = "This login code was already used; call wx.login again for a fresh one."

@@ -15,6 +15,8 @@ ENV_VERSIONS = ("release", "trial", "develop")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("auto", "json", "text")
 REGISTRATIONS = ("open", "approval", "invite")
+PHONE_MODES = ("off", "optional", "required")
+MOBILE_LINKS = ("url_link", "scheme", "plain")
 
 
 class SettingsError(Exception):
@@ -70,6 +72,10 @@ class Settings:
     # invitation link. The audit is kept this many days.
     registration: str = "open"
     audit_days: int = 180
+    # Phone numbers from WeChat's getPhoneNumber button (verified, non-individual mini programs),
+    # and the kind of link that opens the mini program from a phone's own browser.
+    phone: str = "off"
+    mobile_link: str = "url_link"
 
     @property
     def sandbox(self) -> bool:
@@ -219,6 +225,13 @@ class Settings:
         if registration not in REGISTRATIONS:
             problems.append(f"WXLOGIN_REGISTRATION must be one of {', '.join(REGISTRATIONS)}")
 
+        phone = (text("WXLOGIN_PHONE", "off") or "off").lower()
+        if phone not in PHONE_MODES:
+            problems.append(f"WXLOGIN_PHONE must be one of {', '.join(PHONE_MODES)}")
+        mobile_link = (text("WXLOGIN_MOBILE_LINK", "url_link") or "url_link").lower()
+        if mobile_link not in MOBILE_LINKS:
+            problems.append(f"WXLOGIN_MOBILE_LINK must be one of {', '.join(MOBILE_LINKS)}")
+
         settings = cls(
             host=host,
             port=port,
@@ -250,6 +263,8 @@ class Settings:
             oidc_clients=oidc_clients,
             registration=registration,
             audit_days=integer("WXLOGIN_AUDIT_DAYS", 180, 1, 100 * 366),
+            phone=phone,
+            mobile_link=mobile_link,
         )
         if problems:
             raise SettingsError(problems)

@@ -18,6 +18,7 @@ from ..errors import error_middleware
 from ..login.codes import CodeDrawer
 from ..login.notify import LISTENER, Hub
 from ..login.operations import Login
+from ..login.phones import PhoneBook
 from ..login.steps import Steps
 from ..logs import stamp_request_ids
 from ..metrics import Metrics
@@ -138,6 +139,9 @@ def create_app(
                     db, clock, hub, storage,
                     CodeDrawer(db, clock, dict(clients), drawn=lambda: metrics.step("drawn")),
                     counted=metrics.step, registration=settings.registration,
+                    phones=PhoneBook.for_secret(
+                        settings.phone, apps[0].secret if apps else secret
+                    ),
                 ),
                 storage=storage,
                 steps=Steps(db, clock), session_middleware=session_middleware(storage),

@@ -107,7 +107,7 @@ async def poll(request: web.Request) -> web.Response:
         )
         if done.session_id is not None:
             services.storage.adopt(request, done.session_id, done.session)
-        body["user"] = done.user.public()
+        body["user"] = services.login.phones.public(done.user)
     return web.json_response(body)
 
 
@@ -115,7 +115,7 @@ async def me(request: web.Request) -> web.Response:
     user = await current_user(request)
     if user is None:
         raise NotLoggedIn()
-    return web.json_response({"user": user.public()})
+    return web.json_response({"user": request.app[SERVICES].login.phones.public(user)})
 
 
 async def current_user(request: web.Request) -> queries.User | None:

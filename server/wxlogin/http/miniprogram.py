@@ -7,12 +7,13 @@ identity comes only from WeChat's answer to that code (jscode2session).
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from typing import Any
 
 from aiohttp import web
 
-from ..errors import AvatarNotFound, BadInput
+from ..errors import AvatarNotFound, BadInput, PhoneRequired, WeChatError
 from ..login import avatars, oidc, operations
 from ..login.profile import https_only, read_profile
 from ..login.steps import Answer, user_key
@@ -22,6 +23,8 @@ from .keys import BASE, CLOCK, SERVICES, SETTINGS
 from .oidc import issuer
 from .origin import check_origin
 from .peer import client_ip
+
+log = logging.getLogger("wxlogin.miniprogram")
 
 
 def pick_app(request: web.Request, fields: dict[str, Any]) -> WeChat:
@@ -58,24 +61,60 @@ async def push_code(request: web.Request) -> web.Response:
         raise BadInput("Send `iv` and `encryptedData` together, or neither.")
     nickname = inputs.optional_text(fields, "nickName", inputs.MAX_NICKNAME)
     avatar = https_only(inputs.optional_text(fields, "avatarUrl", inputs.MAX_AVATAR_URL))
+    phone_code = phone_step(settings.phone, fields, wechat.appid)
 
     async def confirm(wx: WxSession) -> Answer:
         profile = read_profile(
             wx, appid=wechat.appid, nickname=nickname, avatar_url=avatar, iv=iv,
             encrypted=encrypted, now=clock.now(), max_age=settings.watermark_max_age,
         )
+        # Inside the step: a retried push is answered from the ledger and never pays twice.
+        phone = None
+        if phone_code:
+            try:
+                phone = await wechat.phone_number(phone_code)
+            except WeChatError:  # not allowed, or an odd answer: logged for the owner
+                if settings.phone == "required":
+                    raise
+                log.warning("phone numbers: none this time; the login goes on without")
         user = await operations.confirm(
             services.login, scene, appid=wechat.appid, wx=wx, profile=profile,
             avatar_link=lambda avatar_id: avatar_url(request, avatar_id),
-            address=client_ip(request, settings.trusted_proxies),
+            address=client_ip(request, settings.trusted_proxies), phone=phone,
         )
-        return Answer(200, {"ok": True, "user": user.public()}, {})
+        return Answer(200, {"ok": True, "user": services.login.phones.public(user)}, {})
 
     answer = await services.steps.run(
         step="pushCode", scene=scene, code=code, wechat=wechat, action=confirm,
-        fields={"iv": iv, "encryptedData": encrypted, "nickName": nickname, "avatarUrl": avatar},
+        fields={"iv": iv, "encryptedData": encrypted, "nickName": nickname, "avatarUrl": avatar,
+                "phoneCode": phone_code},
     )
     return respond(answer)
+
+
+PHONE_ERRNOS = {
+    102: "the mini program may not ask for phone numbers (individual or unverified mini "
+         "programs cannot): set WXLOGIN_PHONE=off, or verify it as an organisation",
+    104: "the mini program has no privacy guide that covers phone numbers: publish one in the "
+         "console (用户隐私保护指引)",
+    1400001: "the mini program's paid quota of phone numbers is used up: top it up in the "
+             "console (WXLOGIN_PHONE=optional lets people in without a number meanwhile)",
+}
+
+
+def phone_step(mode: str, fields: dict[str, Any], appid: str) -> str | None:
+    """The `phoneCode` pushCode carries, checked before any code is spent: required and missing
+    is a 400 with the scene untouched; `phoneError` (the button's errno) is told to the owner
+    in the log."""
+    if mode == "off":
+        return None
+    phone_code = inputs.optional_text(fields, "phoneCode", 128)
+    errno = fields.get("phoneError")
+    if isinstance(errno, int) and not isinstance(errno, bool) and errno in PHONE_ERRNOS:
+        log.warning("phone numbers (%s): errno %s, %s", appid, errno, PHONE_ERRNOS[errno])
+    if mode == "required" and not phone_code:
+        raise PhoneRequired()
+    return phone_code
 
 
 async def scan(request: web.Request) -> web.Response:
@@ -85,14 +124,19 @@ async def scan(request: web.Request) -> web.Response:
     fields = await inputs.fields(request)
     code, wechat = inputs.code(fields.get("code")), pick_app(request, fields)
 
+    entry = fields.get("entry")
+    if not (isinstance(entry, int) and not isinstance(entry, bool) and 1000 <= entry <= 9999):
+        entry = None  # how the person arrived (WeChat's scene value), when the phone says
+
     async def claim(wx: WxSession) -> Answer:
         context = await operations.claim(
-            services.login, scene, user_key(wechat.appid, wx), settings.public_url
+            services.login, scene, user_key(wechat.appid, wx), settings.public_url, entry=entry
         )
         return Answer(200, {"status": "scanned", "context": context}, {})
 
     answer = await services.steps.run(
-        step="scan", scene=scene, code=code, wechat=wechat, action=claim, fields={}
+        step="scan", scene=scene, code=code, wechat=wechat, action=claim,
+        fields={"entry": entry},
     )
     return respond(answer)
 
@@ -181,5 +225,6 @@ async def miniprogram_token(request: web.Request) -> web.Response:
     )
     return web.json_response({
         "access_token": token, "token_type": "Bearer",
-        "expires_in": int(oidc.MINIPROGRAM_TOKEN_LIFETIME.total_seconds()), "user": user.public(),
+        "expires_in": int(oidc.MINIPROGRAM_TOKEN_LIFETIME.total_seconds()),
+        "user": services.login.phones.public(user),
     })

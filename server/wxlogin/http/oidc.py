@@ -88,6 +88,7 @@ async def discovery(request: web.Request) -> web.Response:
         "claims_supported": [
             "sub", "iss", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash", "name",
             "preferred_username", "picture", "email", "email_verified", "groups",
+            "phone_number", "phone_number_verified",
         ],
         "token_endpoint_auth_methods_supported": [
             "client_secret_basic", "client_secret_post", "none",
@@ -315,11 +316,13 @@ async def token(request: web.Request) -> web.Response:
         answer = await oidc.exchange_code(
             services.pool, now, issuer(request), client, code=code,
             redirect_uri=form.get("redirect_uri"), verifier=form.get("code_verifier"),
+            phones=services.login.phones,
         )
     elif grant == "refresh_token":
         refresh = grant_field(form, "refresh_token",
                               "This refresh token is unknown, expired or revoked.")
-        answer = await oidc.refresh(services.pool, now, issuer(request), client, refresh)
+        answer = await oidc.refresh(services.pool, now, issuer(request), client, refresh,
+                                    services.login.phones)
     else:
         raise OAuthError("unsupported_grant_type",
                          "grant_type must be authorization_code or refresh_token.")
@@ -355,7 +358,7 @@ async def userinfo(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     claims = await oidc.userinfo(
         services.pool, request.app[CLOCK].now(), issuer(request),
-        request.app[SETTINGS].oidc_clients, bearer,
+        request.app[SETTINGS].oidc_clients, bearer, services.login.phones,
     )
     return web.json_response(claims, headers={"Cache-Control": "no-store"})
 

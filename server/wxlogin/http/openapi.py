@@ -77,7 +77,10 @@ SCHEMAS: dict[str, Schema] = {
         },
         "groups": {"type": "array", "items": {"type": "string"},
                    "description": "The groups the owner put this user in (may be empty)."},
-    }),
+        "phone": {"type": "string", "pattern": "^\\+[0-9]{5,19}$",
+                  "description": "E.164, verified by WeChat: only when `WXLOGIN_PHONE` is not "
+                  "off and the person shared it."},
+    }, "phone"),
     "Status": {
         "type": "string",
         "enum": list(STATUSES),
@@ -223,7 +226,8 @@ def _paths() -> dict[str, Schema]:
             "pushCode", "mini program",
             "Confirm the scene (claiming it first if nobody scanned it).",
             {"200": json_body("Confirmed.", obj({"ok": {"const": True}, **user}))},
-            ("invalid_encrypted_data", *REFUSED, *CLAIMED, *STEP),
+            ("invalid_encrypted_data", "phone_required", "phone_code_rejected", *REFUSED,
+             *CLAIMED, *STEP),
             requestBody=_step_body({
                 "code": CODE,
                 "scene": SCENE,
@@ -234,7 +238,11 @@ def _paths() -> dict[str, Schema]:
                 ),
                 "nickName": text(inputs.MAX_NICKNAME, "A plain profile field."),
                 "avatarUrl": text(inputs.MAX_AVATAR_URL, "Kept only when it is https://."),
-            }, "appid", "iv", "encryptedData", "nickName", "avatarUrl",
+                "phoneCode": text(128, "The getPhoneNumber button's code (`WXLOGIN_PHONE` not "
+                                  "off); required when it is `required`."),
+                "phoneError": {"type": "integer", "description": "The button's `errno` (102, "
+                               "104, 1400001), told to the owner in the server log."},
+            }, "appid", "iv", "encryptedData", "nickName", "avatarUrl", "phoneCode", "phoneError",
                 dependentRequired={"iv": ["encryptedData"], "encryptedData": ["iv"]}),
         )},
         "/api/scenes/{scene}/scan": {"post": operation(
@@ -253,11 +261,18 @@ def _paths() -> dict[str, Schema]:
                         "names it (`WXLOGIN_PLACE_HEADER`).",
                     },
                     "created_seconds_ago": {"type": "integer", "minimum": 0},
+                    "phone": {"enum": ["off", "optional", "required"],
+                              "description": "Whether to show WeChat's phone button, and how."},
                 }, "place"),
             }))},
             (*CLAIMED, "not_found", *STEP),
             parameters=[SCENE_PARAMETER],
-            requestBody=_step_body({"code": CODE, "appid": APPID}, "appid"),
+            requestBody=_step_body({"code": CODE, "appid": APPID, "entry": {
+                "type": "integer", "minimum": 1000, "maximum": 9999,
+                "description": "How the person arrived: WeChat's scene value (1047 a scanned "
+                "code, 1048 a long-press, 1049 the album, 1065 a URL scheme, 1194 a URL link, "
+                "1286 a plain scheme).",
+            }}, "appid", "entry"),
         )},
         "/api/scenes/{scene}/deny": {"post": operation(
             "deny", "mini program", "Decline the login, for whoever scanned the scene.",

@@ -34,6 +34,8 @@ ERRORS: dict[str, tuple[int, str]] = {
     "code_already_used": (400, "this code was already used on another scene"),
     "invalid_avatar": (400, "the upload is not a JPEG, PNG, WebP or GIF of at most 2048×2048"),
     "invalid_encrypted_data": (400, "`encryptedData` failed a check (one answer for all)"),
+    "phone_required": (400, "WXLOGIN_PHONE=required: pushCode needs `phoneCode`"),
+    "phone_code_rejected": (400, "WeChat refused the phone button's code: tap it again"),
     "not_logged_in": (401, "no logged-in session"),
     "invalid_client": (401, "OpenID Connect: the client's credentials, or the bearer token, are "
                        "wrong (the answer's `error` is the protocol's code)"),
@@ -51,6 +53,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "scene_denied": (409, "the login was declined"),
     "scene_not_scanned": (409, "nobody scanned the scene yet: scan first"),
     "code_reused": (409, "this code was used for another step or with other data"),
+    "link_unavailable": (409, "WeChat makes no link for this mini program: show the code"),
     "login_already_used": (409, "the confirmed login was already taken: start again"),
     "invitation_invalid": (410, "the invitation link is unknown, expired, revoked or used up"),
     "scene_expired": (410, "the code expired: make a new scene"),

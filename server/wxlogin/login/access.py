@@ -9,13 +9,24 @@ gives it back.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from ..storage import audit, invitations, queries
 from ..storage.db import Conn
-from ..wechat.client import WxSession
+from ..wechat.client import Phone, WxSession
 from ..wechat.crypto import Profile
+from .phones import PhoneBook, masked
+
+
+def sealer(phone: Phone | None, phones: PhoneBook | None
+           ) -> Callable[[int], tuple[bytes, str]] | None:
+    """How a shared number is kept: sealed to its user's row, and masked for the owner."""
+    if phone is None or phones is None:
+        return None
+    book = phones
+    return lambda user_id: (book.seal(phone.number, f"user:{user_id}"), masked(phone.number))
 
 
 def stranger(appid: str, openid: str) -> str:
@@ -56,6 +67,8 @@ async def admit(
     avatar_url: str | None,
     address: str,
     now: datetime,
+    phone: Phone | None = None,
+    phones: PhoneBook | None = None,
 ) -> Admission:
     """Find or make the person behind `wx` under the owner's rules; a refusal is audited."""
     person = await queries.find_person(conn, appid=appid, openid=wx.openid, unionid=wx.unionid)
@@ -68,7 +81,7 @@ async def admit(
         user = await queries.save_person(
             conn, person, appid=appid, openid=wx.openid, unionid=wx.unionid,
             nickname=profile.nickname, avatar_url=avatar_url, now=now, status=status,
-            logged_in=status == "active",
+            logged_in=status == "active", phone=sealer(phone, phones),
         )
     if invitation is not None and user is not None:
         if invitation.groups:

@@ -56,10 +56,11 @@ def left_hash(value: str) -> str:
 
 
 def profile_claims(
-    user: queries.User, sub: str, scopes: set[str], email: str | None, issuer: str
+    user: queries.User, sub: str, scopes: set[str], email: str | None, issuer: str,
+    phone: str | None = None,
 ) -> dict[str, Any]:
-    """What `profile`, `groups` (and `email` for clients that need a made-up one) say of a
-    user."""
+    """What `profile`, `groups`, `phone` (when the site gets numbers and the user shared one;
+    WeChat verified it) and `email` (for clients that need a made-up one) say of a user."""
     claims: dict[str, Any] = {"sub": sub}
     if "profile" in scopes:
         handle = f"wx_{sub[:12]}"
@@ -69,6 +70,9 @@ def profile_claims(
             claims["picture"] = user.avatar_url
     if "groups" in scopes:
         claims["groups"] = list(user.groups)
+    if "phone" in scopes and phone is not None:
+        claims["phone_number"] = phone
+        claims["phone_number_verified"] = True
     if "email" in scopes and email == "substitute":
         host = urlsplit(issuer).hostname or ""
         if not host or ":" in host:  # an IPv6 literal makes no domain

@@ -25,12 +25,13 @@ from ..text import storable
 from ..wechat.client import WxSession
 from ..wechat.crypto import Profile
 from . import access, identity
+from .phones import PhoneBook
 
 CODE_LIFETIME = timedelta(seconds=60)
 ACCESS_LIFETIME = timedelta(hours=1)  # storage/sweeper.py keeps used codes as long
 ID_TOKEN_LIFETIME = timedelta(hours=1)
 REFRESH_LIFETIME = timedelta(days=30)
-SCOPES = ("openid", "profile", "email", "groups", "offline_access")
+SCOPES = ("openid", "profile", "email", "phone", "groups", "offline_access")
 
 
 def s256(verifier: str) -> str:
@@ -81,7 +82,7 @@ def pkce_problem(client: OidcClient, challenge: str | None, verifier: str | None
 
 async def exchange_code(
     pool: asyncpg.Pool, now: datetime, issuer: str, client: OidcClient, *, code: str,
-    redirect_uri: str | None, verifier: str | None,
+    redirect_uri: str | None, verifier: str | None, phones: PhoneBook,
 ) -> dict[str, Any]:
     """Tokens for an authorization code, once. The code is spent by the first attempt whatever
     it brings; presented again, it revokes every token that attempt issued. Spending, checking
@@ -112,11 +113,12 @@ async def exchange_code(
                     problem = "This account cannot log in." if issued is None else None
         if found is None or issued is None:
             raise invalid_grant(problem or "This code cannot be used.")
-        return await finish(conn, now, issuer, client, issued, nonce=found.nonce)
+        return await finish(conn, now, issuer, client, issued, nonce=found.nonce, phones=phones)
 
 
 async def refresh(
-    pool: asyncpg.Pool, now: datetime, issuer: str, client: OidcClient, token: str
+    pool: asyncpg.Pool, now: datetime, issuer: str, client: OidcClient, token: str,
+    phones: PhoneBook,
 ) -> dict[str, Any]:
     """New tokens for a refresh token, which is then spent; a spent one presented again
     revokes its whole family (everything issued from the same code)."""
@@ -141,7 +143,7 @@ async def refresh(
                 )
         if issued is None:
             raise invalid_grant(problem)
-        return await finish(conn, now, issuer, client, issued, nonce=None)
+        return await finish(conn, now, issuer, client, issued, nonce=None, phones=phones)
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,7 @@ async def store_tokens(
 
 async def finish(
     conn: Conn, now: datetime, issuer: str, client: OidcClient, issued: Issued, *,
-    nonce: str | None,
+    nonce: str | None, phones: PhoneBook,
 ) -> dict[str, Any]:
     """The token answer with its ID token (signed once the tokens are stored)."""
     claims = {
@@ -191,7 +193,7 @@ async def finish(
         "auth_time": int(issued.authenticated.timestamp()),
         "at_hash": identity.left_hash(issued.answer["access_token"]),
         **identity.profile_claims(issued.user, issued.sub, set(issued.scopes), client.email,
-                                  issuer),
+                                  issuer, phones.shown(issued.user)),
     }
     if nonce is not None:
         claims["nonce"] = nonce
@@ -209,6 +211,7 @@ def bearer_refused(message: str, *, sent: bool = True) -> OAuthClientError:
 
 async def userinfo(
     pool: asyncpg.Pool, now: datetime, issuer: str, declared: Sequence[OidcClient], token: str,
+    phones: PhoneBook,
 ) -> dict[str, Any]:
     async with acquire(pool) as conn:
         found = await grants.live_token(conn, token, "access", now)
@@ -218,7 +221,8 @@ async def userinfo(
         sub = await grants.subject(conn, user.id)
     client = await find_client(pool, declared, found.client_id)
     email = client.email if client is not None else None
-    return identity.profile_claims(user, sub, set(found.scope.split()), email, issuer)
+    return identity.profile_claims(user, sub, set(found.scope.split()), email, issuer,
+                                   phones.shown(user))
 
 
 async def subject_of(pool: asyncpg.Pool, user_id: int) -> str:

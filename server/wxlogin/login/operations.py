@@ -33,12 +33,13 @@ from ..errors import (
 from ..storage import queries
 from ..storage.db import acquire
 from ..storage.sessions import PgStorage
-from ..wechat.client import CodeImage, WxSession
+from ..wechat.client import CodeImage, Phone, WxSession
 from ..wechat.crypto import Profile
 from . import access, scenes
 from .codes import CodeDrawer
 from .context import scan_context
 from .notify import Hub
+from .phones import PhoneBook
 from .scenes import Scene
 from .steps import user_key
 
@@ -54,6 +55,7 @@ class Login:
     drawer: CodeDrawer
     counted: Callable[[str], None]  # a step of the funnel happened (for the metrics)
     registration: str = "open"  # WXLOGIN_REGISTRATION
+    phones: PhoneBook = PhoneBook("off", bytes(32))  # WXLOGIN_PHONE, and the numbers' key
 
 
 async def reusable(login: Login, owner: str, fresh_for: float) -> Scene | None:
@@ -134,14 +136,17 @@ async def wait_for_change(
                     await waiter.event.wait()
 
 
-async def claim(login: Login, scene: str, claimant: str, public_url: str) -> dict[str, Any]:
-    """Scan: the scene is this person's to confirm or deny; returns what the phone shows."""
+async def claim(login: Login, scene: str, claimant: str, public_url: str,
+                entry: int | None = None) -> dict[str, Any]:
+    """Scan: the scene is this person's to confirm or deny; returns what the phone shows, and
+    whether the site asks for their phone number. `entry`: how they arrived (scene value)."""
     now = login.clock.now()
     async with acquire(login.pool) as conn:
-        moved = await scenes.transition(conn, scene, "scan", claimant=claimant, now=now)
+        moved = await scenes.transition(conn, scene, "scan", claimant=claimant, now=now,
+                                        entry=entry)
     login.hub.wake(scene)
     login.counted("scanned")
-    return scan_context(moved, public_url, now)
+    return {**scan_context(moved, public_url, now), "phone": login.phones.mode}
 
 
 async def confirm(
@@ -153,6 +158,7 @@ async def confirm(
     profile: Profile,
     avatar_link: Callable[[str], str],
     address: str = "",
+    phone: Phone | None = None,
 ) -> queries.User:
     """Confirm: the person behind `wx` (WeChat's answer to their code) is upserted with their
     profile, or the avatar they uploaded for this scene, and the scene is theirs, confirmed.
@@ -164,7 +170,7 @@ async def confirm(
         admitted = await access.admit(
             conn, registration=login.registration, scene=scene, appid=appid, wx=wx,
             profile=profile, avatar_url=avatar_link(uploaded) if uploaded else profile.avatar_url,
-            address=address, now=now,
+            address=address, now=now, phone=phone, phones=login.phones,
         )
         user_id = admitted.user.id if admitted.user is not None else None
         await scenes.transition(

@@ -33,7 +33,7 @@ STATUSES = ("pending", "scanned", "confirmed", "denied", "expired")
 
 COLUMNS = (
     "scene, owner, status, appid, claimant, user_id, browser_agent, browser_ip, browser_place,"
-    " code_type, login_nonce, deny_reason, created_at, expires_at"
+    " code_type, login_nonce, deny_reason, entry, created_at, expires_at"
 )
 
 
@@ -67,6 +67,7 @@ class Scene:
     code_type: str | None
     login_nonce: bytes | None
     deny_reason: str | None  # why the owner's rules refused it (a person's decline has none)
+    entry: int | None  # how the person arrived in the mini program (WeChat's scene value)
     created_at: datetime
     expires_at: datetime
 
@@ -169,16 +170,17 @@ async def transition(
     now: datetime,
     user_id: int | None = None,
     reason: str | None = None,
+    entry: int | None = None,
 ) -> Scene:
     target, from_pending = TARGETS[step]
     # The NOTIFY rides in RETURNING, evaluated for the moved row only; it is sent at commit.
     row = await conn.fetchrow(
         f"UPDATE wxlogin.scenes SET status = $2, claimant = $3, user_id = COALESCE($4, user_id),"
-        f" updated_at = $5, deny_reason = $7"
+        f" updated_at = $5, deny_reason = $7, entry = COALESCE($8, entry)"
         f" WHERE scene = $1 AND expires_at > $5"
         f" AND ((status = 'pending' AND $6) OR (status = 'scanned' AND claimant = $3))"
         f" RETURNING {COLUMNS}, pg_notify('wxlogin_scenes', scene)::text AS notified",
-        scene, target, claimant, user_id, now, from_pending, reason,
+        scene, target, claimant, user_id, now, from_pending, reason, entry,
     )
     if row is None:
         raise refuse(await get(conn, scene), now)

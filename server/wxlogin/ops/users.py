@@ -70,6 +70,7 @@ async def show_user(conn: Conn, user_id: int) -> list[str]:
         f"avatar:     {row['avatar_url'] or '—'}",
         f"unionid:    {row['unionid'] or '—'}",
         f"state:      {row['status']}",
+        f"phone:      {row['phone_masked'] or '—'}",
         f"last login: {row['last_login_at'] or '—'}",
         f"created:    {row['created_at']:%Y-%m-%d %H:%M:%S %Z}",
         f"sessions:   {sessions}",

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,6 +31,7 @@ class User:
     status: str  # one of STATUSES: only an active user may log in
     created_at: datetime
     groups: tuple[str, ...] = ()
+    phone_sealed: bytes | None = field(default=None, repr=False)  # see login/phones.py
 
     @property
     def active(self) -> bool:
@@ -42,7 +44,7 @@ class User:
 
 GROUP = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # the table's CHECK, for early answers
 USER_COLUMNS = (
-    "id, nickname, avatar_url, status, created_at,"
+    "id, nickname, avatar_url, status, created_at, phone_sealed,"
     " (SELECT coalesce(array_agg(g.name ORDER BY g.name), '{}') FROM wxlogin.user_groups g"
     " WHERE g.user_id = users.id) AS groups"
 )
@@ -123,6 +125,7 @@ async def save_person(
     now: datetime,
     status: str,
     logged_in: bool,
+    phone: Callable[[int], tuple[bytes, str]] | None = None,
 ) -> User:
     """Make or update `person`'s user (found by find_person in this transaction) with this
     status; `logged_in` marks this as their latest login.
@@ -156,12 +159,14 @@ async def save_person(
         )
     if nickname in PLACEHOLDER_NICKNAMES:
         nickname = None
+    sealed, shown = phone(user_id) if phone is not None else (None, None)
     row = await conn.fetchrow(
         f"UPDATE wxlogin.users SET nickname = COALESCE($2, nickname),"
         f" avatar_url = COALESCE($3, avatar_url), updated_at = $4, status = $5,"
-        f" last_login_at = CASE WHEN $6 THEN $4 ELSE last_login_at END"
+        f" last_login_at = CASE WHEN $6 THEN $4 ELSE last_login_at END,"
+        f" phone_sealed = COALESCE($7, phone_sealed), phone_masked = COALESCE($8, phone_masked)"
         f" WHERE id = $1 RETURNING {USER_COLUMNS}",
-        user_id, nickname or None, avatar_url or None, now, status, logged_in,
+        user_id, nickname or None, avatar_url or None, now, status, logged_in, sealed, shown,
     )
     assert row is not None
     return _user(row)

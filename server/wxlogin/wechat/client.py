@@ -29,7 +29,14 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..clock import Clock
-from ..errors import ApiError, CodeRejected, WeChatBusy, WeChatError, WeChatUnreachable
+from ..errors import (
+    ApiError,
+    CodeRejected,
+    PhoneCodeRejected,
+    WeChatBusy,
+    WeChatError,
+    WeChatUnreachable,
+)
 from ..storage import queries
 from ..storage.db import acquire
 
@@ -56,7 +63,10 @@ OPERATOR_HINTS = {
     40164: "WeChat refused this server's IP address: add it to the mini program's IP whitelist.",
     40129: "WeChat refused the scene's characters.",
     40097: "WeChat refused an argument: check WXLOGIN_ENV_VERSION and WXLOGIN_PAGE.",
-    48001: "The mini program is not authorised for this API.",
+    48001: (
+        "The mini program is not authorised for this API (phone numbers and links need a "
+        "verified, non-individual mini program)."
+    ),
     45063: "The mini program has no permission to draw codes.",
 }
 
@@ -74,6 +84,15 @@ class WxSession:
 
 
 @dataclass(frozen=True)
+class Phone:
+    """A number from getuserphonenumber: E.164 (`+8613800138000`), as WeChat split it."""
+
+    number: str
+    pure: str
+    country: str
+
+
+@dataclass(frozen=True)
 class CodeImage:
     data: bytes
     content_type: str
@@ -85,6 +104,10 @@ class WeChat(Protocol):
     async def draw_code(self, scene: str) -> CodeImage: ...
 
     async def code2session(self, code: str) -> WxSession: ...
+
+    async def phone_number(self, code: str) -> Phone: ...
+
+    async def mobile_link(self, kind: str, scene: str) -> str: ...
 
 
 class _Disconnected(aiohttp.ClientConnectionError):
@@ -413,6 +436,94 @@ class WeChatClient:
 
         result: WxSession = await self._deadline(call())
         return result
+
+    async def phone_number(self, code: str) -> Phone:
+        """The number behind a getPhoneNumber button's code (single use, 5 minutes)."""
+
+        async def call(token: str) -> Phone:
+            async with self._observed("getuserphonenumber"):
+                body = await self._request(
+                    "getuserphonenumber", "POST", "/wxa/business/getuserphonenumber",
+                    params={"access_token": token}, json={"code": code},
+                )
+                answer = self._json("getuserphonenumber", body)
+                try:
+                    self._check("getuserphonenumber", answer, refused=PHONE_REFUSED)
+                except CodeRejected:
+                    raise PhoneCodeRejected() from None
+                phone = phone_from(answer, self.appid)
+                if phone is None:
+                    log.error("wechat getuserphonenumber answered no phone_info for this appid")
+                    raise WeChatError()
+                return phone
+
+        result: Phone = await self._deadline(self._with_token(call))
+        return result
+
+    async def mobile_link(self, kind: str, scene: str) -> str:
+        """A URL Link or an encrypted URL Scheme opening the login page on `scene` (as query
+        `s`), valid a day; LinkRefused when WeChat will not make one."""
+        path, field_name = LINK_PATHS[kind]
+        target = {"path": self._page, "query": f"s={scene}", "env_version": self._env_version}
+        payload = target if kind == "url_link" else {"jump_wxa": target}
+
+        async def call(token: str) -> str:
+            async with self._observed(path.rsplit("/", 1)[1]):
+                body = await self._request(
+                    path.rsplit("/", 1)[1], "POST", path, params={"access_token": token},
+                    json={**payload, "expire_type": 1, "expire_interval": 1},
+                )
+                answer = self._json(path, body)
+                errcode = answer.get("errcode", 0)
+                if errcode in LINK_REFUSED:
+                    log.warning("wechat %s refused: errcode %s (rid %s)", path, errcode,
+                                _rid(answer.get("errmsg")))
+                    raise LinkRefused(errcode, LINK_REFUSED[errcode])
+                self._check(path, answer)
+                link = answer.get(field_name)
+                if not isinstance(link, str) or not link.startswith(("https://", "weixin://")):
+                    log.error("wechat %s answered no link", path)
+                    raise WeChatError()
+                return link
+
+        result: str = await self._deadline(self._with_token(call))
+        return result
+
+
+# --- phones: a number, and links that open the mini program from a phone's own browser --------
+
+PHONE_REFUSED = {40029, 40013}  # a bad or foreign phone code: the person tries again
+LINK_REFUSED = {40002: 24 * 3600, 85079: 3600, 85407: 24 * 3600,  # no permission, unpublished
+                44990: 1, 44993: 3600, 85406: 3600}  # per second, per day: seconds to wait
+LINK_PATHS = {"url_link": ("/wxa/generate_urllink", "url_link"),
+              "scheme": ("/wxa/generatescheme", "openlink")}
+
+
+class LinkRefused(Exception):
+    """WeChat will not make links of this kind for this mini program (for `wait` seconds)."""
+
+    def __init__(self, errcode: int, wait: int) -> None:
+        super().__init__(errcode)
+        self.errcode, self.wait = errcode, wait
+
+
+def phone_from(answer: dict[str, Any], appid: str) -> Phone | None:
+    """WeChat's `phone_info`, checked: its watermark names this mini program; `countryCode` a
+    string or a number (the docs show both)."""
+    info = answer.get("phone_info")
+    if not isinstance(info, dict):
+        return None
+    watermark = info.get("watermark")
+    pure, country = info.get("purePhoneNumber"), info.get("countryCode")
+    if isinstance(country, int) and not isinstance(country, bool):
+        country = str(country)
+    if (
+        not isinstance(watermark, dict) or watermark.get("appid") != appid
+        or not isinstance(pure, str) or not re.fullmatch(r"[0-9]{4,15}", pure)
+        or not isinstance(country, str) or not re.fullmatch(r"[0-9]{1,4}", country)
+    ):
+        return None
+    return Phone(f"+{country}{pure}", pure, country)
 
 
 class _NoStableToken(Exception):

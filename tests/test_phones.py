@@ -1,0 +1,123 @@
+"""Phone numbers (WXLOGIN_PHONE): the button's code rides on pushCode, WeChat is asked inside
+the same one-code-one-step rules, and the number is sealed at rest and shown only when asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from tests.conftest import MakeBrowser, MakeServer
+from tests.fakewechat import FakeWeChat, Fault
+from tests.helpers import new_scene, poll, push, run_wxlogin, step
+
+DB = asyncpg.Connection
+
+
+async def scanned(server: Any, browser: MakeBrowser, fw: FakeWeChat, openid: str
+                  ) -> tuple[Any, Any, str, dict[str, Any]]:
+    desk, phone = await browser(server), await browser(server)
+    scene = await new_scene(desk)
+    answer = await step(phone, scene, "scan", fw.mint(openid, f"union-{openid}"))
+    assert answer.status == 200
+    return desk, phone, scene, (await answer.json())["context"]
+
+
+async def test_off_asks_nothing_and_shows_nothing(
+    make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat,
+) -> None:
+    server = await make_server()
+    desk, phone, scene, context = await scanned(server, browser, fw, "ann")
+    assert context["phone"] == "off"
+    pushed = await push(phone, scene, fw.mint("ann", "union-ann"), phoneCode=fw.mint_phone())
+    assert pushed.status == 200 and "phone" not in (await pushed.json())["user"]
+    await poll(desk, scene, wait=0)
+    assert "phone" not in (await (await desk.get("/api/me")).json())["user"]
+    assert fw.calls["getuserphonenumber"] == 0
+
+
+async def test_optional_keeps_a_shared_number_sealed_and_shows_it_to_the_site(
+    make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat, db: DB[asyncpg.Record],
+    pg_url: str,
+) -> None:
+    server = await make_server(phone="optional")
+    desk, phone, scene, context = await scanned(server, browser, fw, "bea")
+    assert context["phone"] == "optional"
+    body = {"scene": scene, "code": fw.mint("bea", "union-bea"), "phoneCode": fw.mint_phone()}
+    first = await phone.post("/api/pushCode", json=body)
+    again = await phone.post("/api/pushCode", json=body)  # a retry: answered, not paid twice
+    assert first.status == again.status == 200
+    assert await first.read() == await again.read()
+    assert (await first.json())["user"]["phone"] == "+8613800138000"
+    assert fw.calls["getuserphonenumber"] == 1
+    _, polled = await poll(desk, scene, wait=0)
+    assert polled["user"]["phone"] == "+8613800138000"
+    assert (await (await desk.get("/api/me")).json())["user"]["phone"] == "+8613800138000"
+
+    row = await db.fetchrow("SELECT id, phone_sealed, phone_masked FROM wxlogin.users")
+    assert row is not None and b"13800138000" not in row["phone_sealed"]
+    assert row["phone_masked"] == "+86 138****8000"
+    code, out, _ = await run_wxlogin(pg_url, "users", "show", str(row["id"]))
+    assert code == 0 and "+86 138****8000" in out and "13800138000" not in out
+
+    # Without a number this time (optional): in, and the kept number stays.
+    desk2, phone2, scene2, _ = await scanned(server, browser, fw, "bea")
+    assert (await push(phone2, scene2, fw.mint("bea", "union-bea"))).status == 200
+    assert fw.calls["getuserphonenumber"] == 1
+    _, polled = await poll(desk2, scene2, wait=0)
+    assert polled["user"]["phone"] == "+8613800138000"
+
+    # The same database with the mode off: the site is told no number.
+    off = await make_server()
+    desk3 = await browser(off)
+    scene3 = await new_scene(desk3)
+    await push(await browser(off), scene3, fw.mint("bea", "union-bea"))
+    _, polled = await poll(desk3, scene3, wait=0)
+    assert "phone" not in polled["user"]
+
+
+async def test_required_refuses_a_push_without_a_number_and_spends_nothing(
+    make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat,
+) -> None:
+    server = await make_server(phone="required")
+    desk, phone, scene, context = await scanned(server, browser, fw, "cai")
+    assert context["phone"] == "required"
+    code = fw.mint("cai", "union-cai")
+    refused = await push(phone, scene, code, phoneError=102)
+    assert refused.status == 400 and (await refused.json())["error"] == "phone_required"
+    assert fw.code_calls[code] == 0  # the wx.login code was not spent
+    _, polled = await poll(desk, scene, wait=0)
+    assert polled["status"] == "scanned"  # the scene is untouched
+    bad = await push(phone, scene, code, phoneCode="p-never-minted")
+    assert bad.status == 400 and (await bad.json())["error"] == "phone_code_rejected"
+    fw.country_as_number = True  # WeChat's example answers countryCode as a number
+    done = await push(phone, scene, fw.mint("cai", "union-cai"),
+                      phoneCode=fw.mint_phone("13912345678"))
+    assert done.status == 200 and (await done.json())["user"]["phone"] == "+8613912345678"
+
+
+async def test_a_number_for_another_mini_program_is_refused(
+    make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat, db: DB[asyncpg.Record],
+) -> None:
+    server = await make_server(phone="optional")
+    _, phone, scene, _ = await scanned(server, browser, fw, "dan")
+    foreign = fw.mint_phone(appid="wx-someone-else")
+    answer = await push(phone, scene, fw.mint("dan", "union-dan"), phoneCode=foreign)
+    assert answer.status == 400 and (await answer.json())["error"] == "phone_code_rejected"
+    assert await db.fetchval("SELECT count(*) FROM wxlogin.users") == 0
+
+
+async def test_an_unauthorised_mini_program_logs_in_without_a_number_when_optional(
+    make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat,
+) -> None:
+    server = await make_server(phone="optional")
+    desk, phone, scene, _ = await scanned(server, browser, fw, "eve")
+    fw.fail("getuserphonenumber", Fault(errcode=48001))
+    answer = await push(phone, scene, fw.mint("eve", "union-eve"), phoneCode=fw.mint_phone())
+    assert answer.status == 200 and "phone" not in (await answer.json())["user"]
+    required = await make_server(phone="required")
+    _, phone, scene, _ = await scanned(required, browser, fw, "fay")
+    fw.fail("getuserphonenumber", Fault(errcode=48001))
+    answer = await push(phone, scene, fw.mint("fay", "union-fay"), phoneCode=fw.mint_phone())
+    assert answer.status == 502 and (await answer.json())["error"] == "wechat_error"
