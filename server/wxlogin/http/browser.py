@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp_session import Session, get_session
 
 from ..errors import DrawBudgetSpent, NotLoggedIn
-from ..login import operations
+from ..login import links, operations
 from ..storage import queries
 from ..text import header_text
 from . import inputs
@@ -80,6 +80,19 @@ async def scene_code(request: web.Request) -> web.Response:
     owner = browser_key(await get_session(request))
     image = await operations.code_image(services.login, name, owner, services.draw_appid)
     return web.Response(body=image.data, content_type=image.content_type)
+
+
+async def scene_link(request: web.Request) -> web.Response:
+    """A link that opens the mini program on this scene, for its owner on a phone."""
+    settings, services = request.app[SETTINGS], request.app[SERVICES]
+    name = inputs.scene(request.match_info["scene"])
+    owner = browser_key(await get_session(request))
+    url = await links.mobile_link(
+        services.login, name, owner, kind=settings.mobile_link,
+        wechat=services.wechat[services.draw_appid], page=settings.page,
+        env_version=settings.env_version,
+    )
+    return web.json_response({"url": url, "kind": settings.mobile_link})
 
 
 async def poll(request: web.Request) -> web.Response:

@@ -139,6 +139,22 @@ def _paths() -> dict[str, Schema]:
             parameters=[SCENE_PARAMETER],
             security=SESSION,
         )},
+        "/api/scenes/{scene}/link": {"get": operation(
+            "sceneLink", "browser",
+            "For the scene's owner on a phone: a link that opens the mini program on the scene "
+            "(`WXLOGIN_MOBILE_LINK`: a URL Link, an encrypted scheme or a plain scheme; the "
+            "scene travels as query `s`). Made once per scene; a kind WeChat refuses (an "
+            "individual or unpublished mini program, quotas) is remembered, and answered 409 "
+            "`link_unavailable` at once: show the code instead.",
+            {"200": json_body("The link.", obj({
+                "url": {"type": "string"},
+                "kind": {"enum": ["url_link", "scheme", "plain"]},
+            }))},
+            ("bad_request", "scene_not_found", "scene_expired", "scene_closed", "link_unavailable",
+             "not_found", "wechat_error", "wechat_busy", "wechat_unreachable", *DATABASE),
+            parameters=[SCENE_PARAMETER],
+            security=SESSION,
+        )},
         "/api/scenes/{scene}": {"get": operation(
             "pollScene", "browser",
             "Long-poll the scene: answers once its status differs from `since`, or after "

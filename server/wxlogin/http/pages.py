@@ -237,11 +237,17 @@ async def phone_page(request: web.Request) -> web.Response:
 <button type="button" id="phone-confirm">{escape(words['phone_confirm'])}</button>
 <button type="button" id="phone-decline">{escape(words['phone_decline'])}</button>
 </div>
+<p><button type="button" id="phone-share" class="quiet" hidden>
+{escape(words['phone_share'])}</button></p>
 </section>
 <p id="phone-status" role="status" aria-live="polite"></p>
 </main>"""
+    # A scanned code carries `scene`; a link that opened "the mini program" carries `s` and
+    # the entry scene value it would have (WECHAT.md 10).
+    entry = request.query.get("entry", "")
     return render(request, title_key="phone_title", body=body, scripts=("phone.js",),
-                  data={"scene": request.query.get("scene", "")})
+                  data={"scene": request.query.get("scene") or request.query.get("s", ""),
+                        "entry": int(entry) if entry.isdigit() and len(entry) == 4 else 1047})
 
 
 def routes(sandbox: bool) -> list[web.AbstractRouteDef]:

@@ -13,6 +13,7 @@ def routes(*, sandbox: bool) -> list[web.AbstractRouteDef]:
         *admin.routes(),
         web.post("/api/scenes", browser.create_scene),
         web.get("/api/scenes/{scene}/code", browser.scene_code),
+        web.get("/api/scenes/{scene}/link", browser.scene_link),
         web.get("/api/scenes/{scene}", browser.poll),
         web.get("/api/me", browser.me),
         web.post("/api/logout", browser.logout),

@@ -5,7 +5,11 @@
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("wxlogin-data").textContent);
-  var t = data.strings, scene = data.scene, base = data.base || "";
+  var t = data.strings, scene = data.scene, base = data.base || "", entry = data.entry;
+  var share = document.getElementById("phone-share");
+  var phoneMode = "off";
+  // Came by a link from the phone's own browser (URL Link, scheme): the login ends there.
+  var fromLink = entry === 1194 || entry === 1065 || entry === 1286;
   var who = document.getElementById("phone-who");
   var pick = document.getElementById("phone-user");
   var typed = document.getElementById("phone-nickname");
@@ -25,7 +29,7 @@
   function wxLogin() { return post(base + "/sandbox/wechat/_phone/login", user).then(function (a) { return a.code; }); }
   function fail(error) { statusLine.textContent = t.phone_failed + " " + error.message; }
   var buttons = [document.getElementById("phone-continue"), document.getElementById("phone-confirm"),
-                 document.getElementById("phone-decline")];
+                 document.getElementById("phone-decline"), share];
   async function once(work) {  // one step at a time: a double tap must not send two
     if (buttons[0].disabled) return;
     buttons.forEach(function (b) { b.disabled = true; });
@@ -51,8 +55,13 @@
     user = nickname ? { nickname: nickname, unionid: unionid.checked } : pick.users[Number(pick.value)];
     if (!user) { typed.focus(); return; }
     once(async function () {
-      var answer = await post(base + "/api/scenes/" + encodeURIComponent(scene) + "/scan", { code: await wxLogin() });
+      var answer = await post(base + "/api/scenes/" + encodeURIComponent(scene) + "/scan",
+                              { code: await wxLogin(), entry: entry });
       var c = answer.context;
+      phoneMode = c.phone || "off";
+      // required: Log in is the phone button; optional: a second button beside it.
+      share.hidden = phoneMode !== "optional";
+      if (phoneMode === "required") document.getElementById("phone-confirm").textContent = t.phone_confirm_phone;
       document.getElementById("ctx-site").textContent = c.site;
       document.getElementById("ctx-browser").textContent = c.browser;
       document.getElementById("ctx-os").textContent = c.os;
@@ -64,15 +73,19 @@
     });
   });
 
-  document.getElementById("phone-confirm").addEventListener("click", function () {
+  function confirm(withPhone) {
     once(async function () {
       var code = await wxLogin();  // a fresh code for this step, then the profile after it
       var info = await post(base + "/sandbox/wechat/_phone/userinfo", { code: code });
-      await post(base + "/api/pushCode", { code: code, scene: scene, iv: info.iv, encryptedData: info.encryptedData });
+      var body = { code: code, scene: scene, iv: info.iv, encryptedData: info.encryptedData };
+      if (withPhone) body.phoneCode = (await post(base + "/sandbox/wechat/_phone/phonecode", { code: code })).code;
+      await post(base + "/api/pushCode", body);
       context.hidden = true;
-      statusLine.textContent = t.phone_done;
+      statusLine.textContent = fromLink ? t.phone_done_return : t.phone_done;
     });
-  });
+  }
+  document.getElementById("phone-confirm").addEventListener("click", function () { confirm(phoneMode === "required"); });
+  share.addEventListener("click", function () { confirm(true); });
 
   document.getElementById("phone-decline").addEventListener("click", function () {
     once(async function () {

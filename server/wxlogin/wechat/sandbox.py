@@ -1,7 +1,8 @@
 """Sandbox mode: a WeChat stand-in inside the server, so the whole flow runs with no account.
 
 It answers the same HTTP API the real client calls (`stable_token`, `cgi-bin/token`,
-`getwxacodeunlimit`, `jscode2session`) under /sandbox/wechat, and the server's ordinary
+`getwxacodeunlimit`, `jscode2session`, `getuserphonenumber`, `generate_urllink`,
+`generatescheme`) under /sandbox/wechat, and the server's ordinary
 WeChatClient talks to it over loopback HTTP: nothing in the login flow knows it is a sandbox.
 The "mini-program code" it draws is a standard QR code of the phone page's URL, which plays the
 companion mini program: pick a test user, `wx.login`, scan, confirm or decline.
@@ -96,6 +97,12 @@ class SandboxState:
         digest = hashlib.sha256(f"{self.secret}\0{nickname}".encode()).hexdigest()
         return "o" + digest[:27], ("u" + digest[27:54] if unionid else None)
 
+    def phone_of(self, nickname: str) -> str:
+        """A test user's phone number: mainland-shaped, the same for the same name, not real
+        (the 19x range with a fixed sandbox prefix)."""
+        digest = hashlib.sha256(f"{self.secret}\0phone\0{nickname}".encode()).hexdigest()
+        return "1990" + str(int(digest[:12], 16) % 10**7).zfill(7)
+
 
 @dataclass
 class IssuedCode:
@@ -118,6 +125,7 @@ class SandboxWeChat:
         ).hexdigest()
         self._codes: dict[str, IssuedCode] = {}
         self._used: set[str] = set()
+        self._phone_codes: dict[str, tuple[str, float]] = {}  # code: (number, issued)
 
     def phone_url(self, scene: str) -> str:
         return f"{self._public_url}/sandbox/phone?scene={scene}"
@@ -169,6 +177,40 @@ class SandboxWeChat:
             return self._error(40169, "invalid length for scene")
         # WeChat labels every code image/jpeg, whatever it is; the client sniffs the bytes.
         return web.Response(body=sandbox_code(self.phone_url(scene)), content_type="image/jpeg")
+
+    async def phone_number(self, request: web.Request) -> web.Response:
+        if request.query.get("access_token") != self._token:
+            return self._error(40001, "invalid credential, access_token is invalid or not latest")
+        try:
+            code = json.loads(await request.read()).get("code")
+        except (ValueError, AttributeError):
+            return self._error(47001, "data format error")
+        found = self._phone_codes.pop(code, None) if isinstance(code, str) else None
+        if found is None or self._now() - found[1] > CODE_LIFETIME:
+            return self._error(40029, "invalid code")
+        return web.json_response({"errcode": 0, "errmsg": "ok", "phone_info": {
+            "phoneNumber": found[0], "purePhoneNumber": found[0], "countryCode": "86",
+            "watermark": {"timestamp": int(self._now()), "appid": self.state.appid},
+        }})
+
+    async def link(self, request: web.Request) -> web.Response:
+        """A URL Link opens the stand-in phone page, as a real one opens WeChat; a scheme is
+        shaped like WeChat's (only a phone with WeChat could follow it)."""
+        if request.query.get("access_token") != self._token:
+            return self._error(40001, "invalid credential, access_token is invalid or not latest")
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            return self._error(47001, "data format error")
+        target = body.get("jump_wxa", body) if isinstance(body, dict) else None
+        query = target.get("query") if isinstance(target, dict) else None
+        if not isinstance(query, str) or not query.startswith("s=") or len(query) > 34:
+            return self._error(40212, "invalid query")
+        if request.path.endswith("generate_urllink"):
+            return web.json_response({"errcode": 0, "errmsg": "ok",
+                                      "url_link": f"{self.phone_url(query[2:])}&entry=1194"})
+        return web.json_response({"errcode": 0, "errmsg": "ok",
+                                  "openlink": f"weixin://dl/business/?t=sandbox{query[2:]}"})
 
     async def jscode2session(self, request: web.Request) -> web.Response:
         query = request.query
@@ -228,6 +270,17 @@ class SandboxWeChat:
             "encryptedData": crypto.encrypt(issued.session_key, iv, data),
         })
 
+    async def phone_code(self, request: web.Request) -> web.Response:
+        """The getPhoneNumber button, tapped by the test user of a `wx.login` code: a one-time
+        code for their number."""
+        body = await _json_object(request)
+        issued = self._codes.get(str(body.get("code", "")))
+        if issued is None:
+            raise BadInput("That code was not issued by this sandbox.")
+        code = "sandboxphone" + secrets.token_hex(12)
+        self._phone_codes[code] = (self.state.phone_of(issued.nickname), self._now())
+        return web.json_response({"code": code, "phone": self.state.phone_of(issued.nickname)})
+
     async def users(self, _request: web.Request) -> web.Response:
         return web.json_response({"users": self.state.users})
 
@@ -236,6 +289,8 @@ class SandboxWeChat:
         for code in [c for c, issued in self._codes.items() if issued.issued < cutoff]:
             del self._codes[code]
             self._used.discard(code)
+        for code in [c for c, (_, at) in self._phone_codes.items() if at < cutoff]:
+            del self._phone_codes[code]
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -243,7 +298,11 @@ class SandboxWeChat:
             web.get(f"{PREFIX}/cgi-bin/token", self.token),
             web.post(f"{PREFIX}/wxa/getwxacodeunlimit", self.draw),
             web.get(f"{PREFIX}/sns/jscode2session", self.jscode2session),
+            web.post(f"{PREFIX}/wxa/business/getuserphonenumber", self.phone_number),
+            web.post(f"{PREFIX}/wxa/generate_urllink", self.link),
+            web.post(f"{PREFIX}/wxa/generatescheme", self.link),
             web.post(f"{PREFIX}/_phone/login", self.wx_login),
+            web.post(f"{PREFIX}/_phone/phonecode", self.phone_code),
             web.post(f"{PREFIX}/_phone/userinfo", self.user_info),
             web.get(f"{PREFIX}/_phone/users", self.users),
         ]
