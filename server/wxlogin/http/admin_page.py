@@ -13,6 +13,7 @@ from aiohttp import web
 
 from .. import i18n
 from ..clients import OidcClient
+from ..metrics import ARRIVALS
 from ..storage import audit, invitations, oidc_clients, overview
 from ..storage.db import Conn
 from ..storage.queries import User
@@ -31,6 +32,7 @@ class Shown:
     invitations: list[invitations.Invitation]
     clients: list[OidcClient]
     audit: list[audit.Entry]
+    arrivals: list[tuple[int, int]]
 
 
 async def gather(conn: Conn, request: web.Request, search: str) -> Shown:
@@ -44,6 +46,7 @@ async def gather(conn: Conn, request: web.Request, search: str) -> Shown:
         invitations=await invitations.every(conn, 50),
         clients=await oidc_clients.every(conn),
         audit=await audit.recent(conn, 50),
+        arrivals=await overview.arrivals(conn, now),
     )
 
 
@@ -129,7 +132,23 @@ def activity(shown: Shown, w: dict[str, str]) -> str:
 </details>
 <h3>{escape(w['admin_funnel_chart'])}</h3>
 <figure id="funnel-chart">{charts.funnel(steps, label=w['admin_funnel_chart'])}</figure>
+<h3>{escape(w['admin_arrivals'])}</h3>
+{arrivals_table(shown, w)}
 </section>"""
+
+
+def arrivals_table(shown: Shown, w: dict[str, str]) -> str:
+    rows = "".join(
+        f'<tr data-arrival="{escape(ARRIVALS.get(entry, "other"))}"><td>'
+        f'{escape(w.get("admin_arrival_" + ARRIVALS.get(entry, "other"), str(entry)))}'
+        f"{f' ({entry})' if entry else ''}</td><td>{logins}</td></tr>"
+        for entry, logins in shown.arrivals
+    )
+    if not rows:
+        return f'<p class="muted">{escape(w["admin_no_audit"])}</p>'
+    return (f'<table id="arrivals"><thead><tr><th scope="col">{escape(w["admin_arrival"])}</th>'
+            f'<th scope="col">{escape(w["admin_logins"])}</th></tr></thead>'
+            f"<tbody>{rows}</tbody></table>")
 
 
 def invitations_section(request: web.Request, shown: Shown, w: dict[str, str]) -> str:

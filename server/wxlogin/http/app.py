@@ -138,7 +138,8 @@ def create_app(
                 login=Login(
                     db, clock, hub, storage,
                     CodeDrawer(db, clock, dict(clients), drawn=lambda: metrics.step("drawn")),
-                    counted=metrics.step, registration=settings.registration,
+                    counted=metrics.step, arrived=metrics.arrived,
+                    registration=settings.registration,
                     phones=PhoneBook.for_secret(
                         settings.phone, apps[0].secret if apps else secret
                     ),

@@ -107,9 +107,15 @@ def login_box(words: dict[str, str], next_path: str, *, phone_link: bool) -> str
     return f"""<section class="login" id="wxlogin" data-next="{escape(next_path)}">
 <h1>{escape(words['heading'])}</h1>
 <p class="instruction">{escape(words['instruction'])}</p>
+<p class="open-wechat"><a id="wxlogin-open" class="button" hidden>{escape(words['open_wechat'])}</a>
+</p>
 <div class="code-box" aria-busy="true">
 <img id="wxlogin-code" alt="{escape(words['alt'])}" width="280" hidden>
 </div>
+<p id="wxlogin-press-hint" class="hint" hidden>{escape(words['press_hint'])}</p>
+<p id="wxlogin-save-hint" class="hint" hidden>{escape(words['save_hint'])}</p>
+<p><a id="wxlogin-save" class="button quiet" download="wechat-login-code.png" hidden>
+{escape(words['save_code'])}</a></p>
 <p id="wxlogin-status" class="status" role="status" aria-live="polite" tabindex="-1">
 {escape(words['state_loading'])}</p>
 <p id="wxlogin-countdown" class="countdown"></p>

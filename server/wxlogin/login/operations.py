@@ -54,6 +54,7 @@ class Login:
     storage: PgStorage
     drawer: CodeDrawer
     counted: Callable[[str], None]  # a step of the funnel happened (for the metrics)
+    arrived: Callable[[int | None], None] = lambda entry: None  # a confirmed login's entry
     registration: str = "open"  # WXLOGIN_REGISTRATION
     phones: PhoneBook = PhoneBook("off", bytes(32))  # WXLOGIN_PHONE, and the numbers' key
 
@@ -173,7 +174,7 @@ async def confirm(
             address=address, now=now, phone=phone, phones=login.phones,
         )
         user_id = admitted.user.id if admitted.user is not None else None
-        await scenes.transition(
+        moved = await scenes.transition(
             conn, scene, "refuse" if admitted.refused else "confirm", claimant=claimant,
             now=now, user_id=user_id, reason=admitted.refused,
         )
@@ -182,6 +183,7 @@ async def confirm(
         login.counted("refused")
         raise REFUSALS[admitted.refused]()
     login.counted("confirmed")
+    login.arrived(moved.entry)
     assert admitted.user is not None
     return admitted.user
 

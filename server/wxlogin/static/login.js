@@ -13,6 +13,19 @@
   var refresh = document.getElementById("wxlogin-refresh");
   var phoneLink = document.getElementById("phone-link");
   var next = box.getAttribute("data-next") || "/";
+  var openLink = document.getElementById("wxlogin-open");
+  var saveLink = document.getElementById("wxlogin-save");
+  var saveHint = document.getElementById("wxlogin-save-hint");
+  var pressHint = document.getElementById("wxlogin-press-hint");
+  // A phone cannot scan its own screen: outside WeChat, a link that opens the mini program
+  // comes first and the code can be saved for the album; inside WeChat's browser, a long-press
+  // on the code's <img> opens it.
+  var agent = navigator.userAgent;
+  var inWeChat = /MicroMessenger/i.test(agent);
+  var onPhone = /Android|iPhone|iPad|iPod|Mobile|HarmonyOS/i.test(agent);
+  var android = /Android/i.test(agent);
+  box.setAttribute("data-device", inWeChat ? "wechat" : onPhone ? "phone" : "desktop");
+  var pollAbort = null, woken = false;
   var generation = 0, scene = null, status = null, expiresAt = 0, retryAction = null;
   // Finished states; the last three are a refusal by the owner's rules (the poll's `reason`).
   var FINISHED = { expired: true, denied: true, error: true, approval_pending: true,
@@ -32,6 +45,9 @@
     refresh.textContent = state === "unavailable" ? t.retry : t.refresh;
     if (finished || state === "confirmed") countdown.textContent = "";
     if (phoneLink && (finished || state === "confirmed")) phoneLink.hidden = true;
+    if (finished || state === "confirmed") {
+      [openLink, saveLink, saveHint, pressHint].forEach(function (e) { if (e) e.hidden = true; });
+    }
     img.alt = finished ? text : t.alt;  // a dead code is not described as scannable
     tick();
   }
@@ -45,6 +61,7 @@
     scene = null; status = null; img.hidden = true;
     codeBox.setAttribute("aria-busy", "true");
     if (phoneLink) phoneLink.hidden = true;
+    [openLink, saveLink, saveHint, pressHint].forEach(function (e) { if (e) e.hidden = true; });
     show("loading");
     var response;
     for (var delay = 1000; ; delay = backoff(delay)) {
@@ -92,8 +109,42 @@
     codeBox.setAttribute("aria-busy", "false");
     if (phoneLink) { phoneLink.href = base + "/sandbox/phone?scene=" + encodeURIComponent(scene); phoneLink.hidden = false; }
     show(status);
+    if (inWeChat && pressHint) pressHint.hidden = false;
+    if (onPhone && !inWeChat) {
+      if (saveLink) { saveLink.href = img.src; saveLink.hidden = false; }
+      if (saveHint) saveHint.hidden = false;
+      mobileLink(mine);
+    }
     return true;
   }
+
+  async function mobileLink(mine) {
+    if (!openLink) return;
+    var response;
+    try { response = await fetch(base + "/api/scenes/" + scene + "/link", { credentials: "same-origin" }); }
+    catch (e) { return; }  // no link: the saved code still works
+    if (mine !== generation || !response.ok) return;
+    var url = (await response.json()).url;
+    openLink.href = url;
+    openLink.hidden = false;
+    if (phoneLink) phoneLink.hidden = true;  // the link does what the sandbox's helper did
+  }
+
+  if (openLink) {
+    openLink.addEventListener("click", function (event) {
+      // Android's browsers follow a weixin:// scheme only when the page sets location.href.
+      if (android && openLink.href.indexOf("weixin:") === 0) {
+        event.preventDefault();
+        window.location.href = openLink.href;
+      }
+    });
+  }
+
+  function wake() {  // back from WeChat: learn the state at once
+    if (document.visibilityState === "visible" && pollAbort) { woken = true; pollAbort.abort(); }
+  }
+  document.addEventListener("visibilitychange", wake);
+  window.addEventListener("pageshow", wake);
 
   async function retryCode(url) {
     var mine = generation;
@@ -105,10 +156,12 @@
     var delay = 1000, wait = 50;  // the most the server holds: one request a browser-minute or so
     while (mine === generation) {
       var response;
+      pollAbort = new AbortController();
       try {
         response = await fetch(base + "/api/scenes/" + scene + "?wait=" + wait + "&since=" + status,
-                               { credentials: "same-origin" });
+                               { credentials: "same-origin", signal: pollAbort.signal });
       } catch (e) {
+        if (woken) { woken = false; wait = 0; continue; }
         show("offline"); await sleep(delay); delay = backoff(delay);
         wait = 0;  // back online: learn the state at once, then wait again
         continue;

@@ -91,3 +91,20 @@ async def days(conn: Conn, now: datetime, count: int = 30) -> list[Day]:
     first = today - timedelta(days=count - 1)
     rows = await conn.fetch(DAYS, first, today, now)
     return [Day(**dict(row)) for row in rows]
+
+
+ARRIVALS = (
+    "SELECT entry, sum(logins)::int AS logins FROM ("
+    " SELECT entry, logins FROM wxlogin.arrival_days WHERE day BETWEEN $1 AND $2"
+    " UNION ALL"
+    " SELECT coalesce(entry, 0), count(*) FROM wxlogin.scenes WHERE status = 'confirmed'"
+    " GROUP BY 1"
+    ") AS a GROUP BY entry ORDER BY logins DESC"
+)
+
+
+async def arrivals(conn: Conn, now: datetime, count: int = 30) -> list[tuple[int, int]]:
+    """Confirmed logins of the last `count` days by entry scene value (0: not told)."""
+    today = now.astimezone(UTC).date()
+    rows = await conn.fetch(ARRIVALS, today - timedelta(days=count - 1), today)
+    return [(row["entry"], row["logins"]) for row in rows]

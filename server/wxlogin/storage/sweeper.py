@@ -37,7 +37,11 @@ AUDIT_KEPT = timedelta(days=180)  # WXLOGIN_AUDIT_DAYS' default
 SCENES_OUT = (
     "WITH gone AS (DELETE FROM wxlogin.scenes WHERE ctid IN"
     " (SELECT ctid FROM wxlogin.scenes WHERE expires_at < $1 LIMIT {batch})"
-    " RETURNING status, claimant, deny_reason, created_at),"
+    " RETURNING status, claimant, deny_reason, entry, created_at),"
+    " arrived AS (INSERT INTO wxlogin.arrival_days AS a (day, entry, logins)"
+    " SELECT (created_at AT TIME ZONE 'UTC')::date, coalesce(entry, 0), count(*) FROM gone"
+    " WHERE status = 'confirmed' GROUP BY 1, 2"
+    " ON CONFLICT (day, entry) DO UPDATE SET logins = a.logins + EXCLUDED.logins),"
     " counted AS (INSERT INTO wxlogin.funnel_days AS f"
     " (day, created, scanned, confirmed, denied, refused, expired)"
     " SELECT (created_at AT TIME ZONE 'UTC')::date, count(*),"
