@@ -25,6 +25,9 @@
   var onPhone = /Android|iPhone|iPad|iPod|Mobile|HarmonyOS/i.test(agent);
   var android = /Android/i.test(agent);
   box.setAttribute("data-device", inWeChat ? "wechat" : onPhone ? "phone" : "desktop");
+  var instruction = box.querySelector(".instruction");
+  if (instruction && inWeChat) instruction.textContent = t.instruction_wechat;
+  else if (instruction && onPhone) instruction.textContent = t.instruction_phone;
   var pollAbort = null, woken = false;
   var generation = 0, scene = null, status = null, expiresAt = 0, retryAction = null;
   // Finished states; the last three are a refusal by the owner's rules (the poll's `reason`).

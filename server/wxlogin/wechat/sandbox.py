@@ -208,7 +208,8 @@ class SandboxWeChat:
             return self._error(40212, "invalid query")
         if request.path.endswith("generate_urllink"):
             return web.json_response({"errcode": 0, "errmsg": "ok",
-                                      "url_link": f"{self.phone_url(query[2:])}&entry=1194"})
+                                      "url_link": f"{self._public_url}/sandbox/phone?"
+                                                  f"{query}&entry=1194"})
         return web.json_response({"errcode": 0, "errmsg": "ok",
                                   "openlink": f"weixin://dl/business/?t=sandbox{query[2:]}"})
 
