@@ -243,3 +243,94 @@ test("after an in-app rescan, showing the page again keeps the new scene", async
   expect(requests.map((r) => r.url.replace(BASE, ""))).toEqual(["/api/scenes/A1/scan", "/api/scenes/B2/scan"]);
   expect(text(page, "#ctx-site")).toBe("b.example");
 });
+
+
+describe("phones", () => {
+  test("both phone buttons are WeChat's getPhoneNumber buttons", () => {
+    const wxml = require("fs").readFileSync(PAGE + ".wxml", "utf8");
+    for (const id of ["confirm-phone", "share-phone"]) {
+      const tag = new RegExp('<button[^>]*id="' + id + '"[^>]*>').exec(wxml)[0];
+      expect(tag).toContain('open-type="getPhoneNumber"');
+      expect(tag).toContain('bindgetphonenumber="onPhone"');
+    }
+  });
+
+  test("a link from a phone's browser: the scene as `s`, how the person came told, and back to the browser", async () => {
+    wx.getEnterOptionsSync = () => ({ scene: 1194, query: { s: "L1" } });
+    answer("/api/scenes/L1/scan", 200, { status: "scanned", context: CONTEXT });
+    answer("/api/pushCode", 200, { ok: true, user: { id: "1" } });
+    const page = render();
+    page.instance.onLoad({ s: "L1" });
+    await settle();
+    expect(requests[0].data).toEqual({ code: "code-1", entry: 1194 });
+    page.querySelector("#form").dispatchEvent("submit", { detail: { value: { nickname: "" } } });
+    await settle();
+    expect(text(page, "#status")).toBe("已登录，请回到你的浏览器继续。");
+  });
+
+  test("required: Log in is the phone button, and its code rides on pushCode", async () => {
+    answer("/api/scenes/P1/scan", 200, { status: "scanned", context: Object.assign({ phone: "required" }, CONTEXT) });
+    answer("/api/pushCode", 200, { ok: true, user: { id: "1" } });
+    const page = render();
+    page.instance.onLoad({ scene: "P1" });
+    await settle();
+    expect(page.querySelector("#confirm")).toBeFalsy();
+    expect(text(page, "#confirm-phone")).toBe("手机号快捷登录");
+    page.querySelector("#confirm-phone").dispatchEvent("getphonenumber", { detail: { code: "phone-code-1" } });
+    await settle();
+    expect(requests[1].data).toEqual({ scene: "P1", code: "code-2", phoneCode: "phone-code-1" });
+    expect(text(page, "#status")).toBe("已登录，请回到电脑上继续。");
+  });
+
+  test("required and the person says no: told why, nothing sent", async () => {
+    answer("/api/scenes/P2/scan", 200, { status: "scanned", context: Object.assign({ phone: "required" }, CONTEXT) });
+    const page = render();
+    page.instance.onLoad({ scene: "P2" });
+    await settle();
+    page.querySelector("#confirm-phone").dispatchEvent("getphonenumber", { detail: { errMsg: "getPhoneNumber:fail user deny" } });
+    await settle();
+    expect(text(page, "#form-message")).toBe("这个网站需要你的手机号才能登录。");
+    expect(requests).toHaveLength(1);
+  });
+
+  test("optional: Log in without, or the second button with the number", async () => {
+    answer("/api/scenes/P3/scan", 200, { status: "scanned", context: Object.assign({ phone: "optional" }, CONTEXT) });
+    answer("/api/pushCode", 200, { ok: true, user: { id: "1" } });
+    const page = render();
+    page.instance.onLoad({ scene: "P3" });
+    await settle();
+    expect(text(page, "#confirm")).toBe("确认登录");
+    expect(text(page, "#share-phone")).toBe("登录并提供手机号");
+    page.querySelector("#share-phone").dispatchEvent("getphonenumber", { detail: { code: "phone-code-2" } });
+    await settle();
+    expect(requests[1].data).toEqual({ scene: "P3", code: "code-2", phoneCode: "phone-code-2" });
+  });
+
+  test.each([
+    [1400001, "quota"],
+    [102, "no permission"],
+    [104, "no privacy guide"],
+  ])("optional and errno %i (%s): in without a number, the errno told to the server", async (errno) => {
+    answer("/api/scenes/P4/scan", 200, { status: "scanned", context: Object.assign({ phone: "optional" }, CONTEXT) });
+    answer("/api/pushCode", 200, { ok: true, user: { id: "1" } });
+    const page = render();
+    page.instance.onLoad({ scene: "P4" });
+    await settle();
+    page.querySelector("#share-phone").dispatchEvent("getphonenumber", { detail: { errno: errno, errMsg: "getPhoneNumber:fail" } });
+    await settle();
+    expect(requests[1].data).toEqual({ scene: "P4", code: "code-2", phoneError: errno });
+    expect(text(page, "#status")).toBe("已登录，请回到电脑上继续。");
+  });
+
+  test("required and the quota is used up: says so, and reports it", async () => {
+    answer("/api/scenes/P5/scan", 200, { status: "scanned", context: Object.assign({ phone: "required" }, CONTEXT) });
+    answer("/api/pushCode", 400, { error: "phone_required" });
+    const page = render();
+    page.instance.onLoad({ scene: "P5" });
+    await settle();
+    page.querySelector("#confirm-phone").dispatchEvent("getphonenumber", { detail: { errno: 1400001 } });
+    await settle();
+    expect(text(page, "#form-message")).toBe("网站本月的手机号验证次数已用完。");
+    expect(requests[1].data).toEqual({ scene: "P5", code: "code-2", phoneError: 1400001 });
+  });
+});

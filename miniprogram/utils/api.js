@@ -52,7 +52,9 @@ const scenePath = (scene) => "/api/scenes/" + encodeURIComponent(scene);
 module.exports = {
   ApiError,
   code,
-  scan: (scene, loginCode) => post(scenePath(scene) + "/scan", { code: loginCode }),
+  // `entry`: how the person came in (WeChat's scene value), for the site's statistics.
+  scan: (scene, loginCode, entry) => post(scenePath(scene) + "/scan",
+    typeof entry === "number" ? { code: loginCode, entry: entry } : { code: loginCode }),
   deny: (scene, loginCode) => post(scenePath(scene) + "/deny", { code: loginCode }),
   pushCode: (scene, loginCode, profile) =>
     post("/api/pushCode", Object.assign({ scene: scene, code: loginCode }, profile || {})),

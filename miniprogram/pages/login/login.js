@@ -12,6 +12,10 @@ const WORDS = {
     profile: "可选：设置头像和昵称", avatar: "选择头像", nickname: "昵称", confirm: "确认登录",
     decline: "拒绝", done: "已登录，请回到电脑上继续。", declined: "已拒绝本次登录。", retry: "重试",
     rescan: "重新扫码", warning: "如果不是你本人在电脑上发起的登录，请点击拒绝。",
+    confirmPhone: "手机号快捷登录", sharePhone: "登录并提供手机号",
+    doneReturn: "已登录，请回到你的浏览器继续。",
+    phoneNeeded: "这个网站需要你的手机号才能登录。", phoneOptional: "未提供手机号，仍可直接登录。",
+    phoneQuota: "网站本月的手机号验证次数已用完。", phoneBroken: "网站暂时无法获取手机号，请联系网站管理员。",
   },
   en: {
     loading: "Checking the code…", noscene: "Scan the login code shown on the website with WeChat.",
@@ -21,12 +25,36 @@ const WORDS = {
     confirm: "Log in", decline: "Decline", done: "Logged in. Carry on on your computer.",
     declined: "You declined this login.", retry: "Try again", rescan: "Scan again",
     warning: "If you did not start this login on a computer yourself, decline it.",
+    confirmPhone: "Log in with my phone number", sharePhone: "Log in and share my phone number",
+    doneReturn: "Logged in. Go back to your browser to continue.",
+    phoneNeeded: "This site needs your phone number to log in.",
+    phoneOptional: "No phone number shared: you can still log in.",
+    phoneQuota: "The site's phone number checks are used up for now.",
+    phoneBroken: "The site cannot ask for phone numbers right now; please tell the site.",
   },
 };
 
 function language() {
   const info = wx.getAppBaseInfo ? wx.getAppBaseInfo() : wx.getSystemInfoSync();
   return String((info && info.language) || "zh").toLowerCase().indexOf("en") === 0 ? "en" : "zh";
+}
+
+// Entry scene values of a link opened from a phone's own browser (WECHAT.md 10): the login
+// then ends in that browser, not on a computer.
+const FROM_LINK = [1065, 1167, 1194, 1286];
+// getPhoneNumber's errno: the quota is used up; no permission or no privacy guide (the site's
+// to fix, reported to its server log).
+const QUOTA = 1400001;
+const SITE_PROBLEMS = [102, 104];
+
+function entryScene() {
+  const entered = wx.getEnterOptionsSync ? wx.getEnterOptionsSync() : null;
+  return entered && typeof entered.scene === "number" ? entered.scene : undefined;
+}
+
+// A code carries the scene as `scene`; a link from a phone's browser as `s`.
+function sceneFrom(options) {
+  return sceneOf(options && (options.scene || options.s));
 }
 
 function sceneOf(value) {
@@ -50,13 +78,13 @@ function shrink(filePath) {
 Component({
   data: {
     state: "loading", scene: "", context: null, when: "", message: "", action: "",
-    avatarPath: "", lang: "zh", t: WORDS.zh,
+    avatarPath: "", lang: "zh", t: WORDS.zh, phone: "off", fromLink: false,
   },
   methods: {
     onLoad(options) {
       const lang = language();
       this.setData({ lang: lang, t: WORDS[lang] });
-      this.enteredScene = sceneOf(options && options.scene);
+      this.enteredScene = sceneFrom(options);
       this.enter(this.enteredScene);
     },
     onShow() {
@@ -64,7 +92,7 @@ Component({
       // Only a scene WeChat entered with that we have not seen counts: after an in-app
       // rescan the enter options still name the old one.
       const entered = wx.getEnterOptionsSync ? wx.getEnterOptionsSync() : null;
-      const scene = sceneOf(entered && entered.query && entered.query.scene);
+      const scene = sceneFrom(entered && entered.query);
       if (scene && scene !== this.enteredScene) {
         this.enteredScene = scene;
         this.enter(scene);
@@ -72,25 +100,53 @@ Component({
     },
     async enter(scene) {
       this.lastStep = "scan";
+      this.entry = entryScene();
       this.setData({ scene: scene, context: null, avatarPath: "", message: "",
                      state: scene ? "loading" : "noscene" });
       if (!scene) return;
       try {
-        const answer = await api.scan(scene, await api.code());
+        const answer = await api.scan(scene, await api.code(), this.entry);
         if (scene !== this.data.scene) return;  // a newer scan took over meanwhile
         const context = answer.context || {};
         this.setData({
-          state: "confirm", context: context,
+          state: "confirm", context: context, phone: context.phone || "off",
           when: this.data.t.secondsAgo.replace("{n}", context.created_seconds_ago || 0),
         });
       } catch (error) { if (scene === this.data.scene) this.fail(error); }
+    },
+    onNickname(event) {
+      this.nickname = ((event && event.detail && event.detail.value) || "").trim();
+    },
+    // WeChat's phone button: a one-time code for the number, or an errno, or the person's no.
+    onPhone(event) {
+      if (this.data.state === "working") return;
+      const detail = (event && event.detail) || {};
+      const required = this.data.phone === "required";
+      if (detail.code) { this.confirm(null, { phoneCode: detail.code }); return; }
+      if (detail.errno === QUOTA || SITE_PROBLEMS.indexOf(detail.errno) >= 0) {
+        const report = { phoneError: detail.errno };
+        if (required) {  // the server logs it for the owner and answers phone_required
+          this.setData({ message: detail.errno === QUOTA ? this.data.t.phoneQuota : this.data.t.phoneBroken });
+          api.code().then((c) => api.pushCode(this.data.scene, c, report)).catch(() => {});
+          return;
+        }
+        this.confirm(null, report);  // optional: in without a number
+        return;
+      }
+      // The person said no.
+      this.setData({ message: required ? this.data.t.phoneNeeded : this.data.t.phoneOptional });
     },
     onChooseAvatar(event) {
       // A temporary local file: it is uploaded, never its wxfile:// path stored.
       this.setData({ avatarPath: event.detail.avatarUrl });
     },
-    async confirm(event) {
+    async confirm(event, phone) {
       if (this.data.state === "working") return;
+      if (!phone && this.data.phone === "required") {  // Log in is the phone button
+        this.setData({ message: this.data.t.phoneNeeded });
+        return;
+      }
+      this.phone = phone || (event ? null : this.phone);  // a retry keeps its phone fields
       this.lastStep = "confirm";
       // The nickname input is content-checked and may be cleared on blur: read it on submit
       // (and keep it for a retry, which has no form event).
@@ -115,8 +171,9 @@ Component({
         }
       }
       try {
-        await api.pushCode(scene, await api.code(), nickname ? { nickName: nickname } : {});
-        this.setData({ state: "done" });
+        const extra = Object.assign(nickname ? { nickName: nickname } : {}, this.phone || {});
+        await api.pushCode(scene, await api.code(), extra);
+        this.setData({ state: "done", fromLink: FROM_LINK.indexOf(this.entry) >= 0 });
       } catch (error) { this.fail(error); }
     },
     async decline() {
@@ -133,7 +190,7 @@ Component({
       this.setData({ state: "error", message: described.text, action: described.action });
     },
     retry() {
-      if (this.lastStep === "confirm") this.confirm();
+      if (this.lastStep === "confirm") this.confirm(null, this.phone);
       else if (this.lastStep === "decline") this.decline();
       else this.enter(this.data.scene);
     },
