@@ -176,6 +176,25 @@ async def test_doctor_explains_what_to_change(
     assert "something above needs fixing" in output
 
 
+async def test_doctor_checks_phone_numbers_and_links(
+    pg_url: str, fw: FakeWeChat, tmp_path: Path
+) -> None:
+    env = {"WXLOGIN_DATABASE_URL": pg_url, "WXLOGIN_APPID": APPID, "WXLOGIN_SECRET": SECRET,
+           "WXLOGIN_WECHAT_API_BASE": fw.url, "WXLOGIN_DATA_DIR": str(tmp_path),
+           "WXLOGIN_PHONE": "optional"}
+    code, output = await run_wxlogin("doctor", env=env)
+    assert code == 0, output
+    assert "phone numbers: getuserphonenumber is open to this mini program" in output
+    assert "phone-browser link: made a url_link (https://…)" in output
+    fw.fail("getuserphonenumber", Fault(errcode=48001))  # an individual mini program
+    code, output = await run_wxlogin("doctor", env=env)
+    assert code == 1 and "errcode 48001" in output and "non-individual" in output, output
+    fw.fail("generate_urllink", Fault(errcode=40002))
+    code, output = await run_wxlogin("doctor", env={**env, "WXLOGIN_PHONE": "off"})
+    assert code == 1 and "errcode 40002: 40002 an individual mini program" in output, output
+    assert "phone numbers" not in output  # not asked for when off
+
+
 async def test_doctor_without_a_database(tmp_path: Path) -> None:
     env = {"WXLOGIN_DATABASE_URL": "postgresql://nobody:pw@127.0.0.1:9/none",
            "WXLOGIN_DATA_DIR": str(tmp_path)}

@@ -29,7 +29,8 @@ WECHAT = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, l
           "Version/4.0 Chrome/120.0.6099.193 Mobile Safari/537.36 XWEB/1200051 MMWEBSDK/20240301 "
           "MMWEBID/1234 MicroMessenger/8.0.49.2600(0x2800313D) WeChat/arm64 Weixin NetType/WIFI "
           "Language/zh_CN ABI/arm64")
-PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+PHONE: dict[str, Any] = {"viewport": {"width": 390, "height": 844}, "is_mobile": True,
+                         "has_touch": True}
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ import aiohttp
 import asyncpg
 
 from ..clock import SystemClock
-from ..errors import ApiError
+from ..errors import ApiError, PhoneCodeRejected, WeChatError
 from ..settings import Settings
 from ..storage.migrations import SCHEMA, discover
-from ..wechat.client import WeChatClient
+from ..wechat.client import LinkRefused, WeChatClient
 
 OK, FAIL = "ok  ", "FAIL"
 
@@ -77,7 +77,34 @@ async def check_app(client: WeChatClient, role: str, settings: Settings, out: li
         return (f"drew a {len(image.data)}-byte {image.content_type} for page {settings.page} "
                 f"({settings.env_version} build)")
 
-    for name, check in (("credentials", credentials), ("code", code)):
+    async def phones() -> str:
+        # A code nobody minted: "bad code" (40029) means the API is open to this mini program;
+        # 48001 that it is not (individual or unverified), which WeChat's button shows as 102.
+        try:
+            await client.phone_number("wxlogin-doctor-" + secrets.token_hex(8))
+        except PhoneCodeRejected:
+            return (f"getuserphonenumber is open to this mini program (WXLOGIN_PHONE="
+                    f"{settings.phone}); the button also needs a privacy guide that covers "
+                    "phone numbers (errno 104 without one)")
+        return "getuserphonenumber answered a made-up code (unexpected)"
+
+    async def link() -> str:
+        try:
+            made = await client.mobile_link(settings.mobile_link, "doctor" + secrets.token_hex(8))
+        except LinkRefused as refused:
+            raise WeChatError(
+                f"WeChat makes no {settings.mobile_link} for this mini program (errcode "
+                f"{refused.errcode}: 40002 an individual mini program, 85079 not published, "
+                "else a quota); phones then get \"save the code\" instead"
+            ) from None
+        return f"made a {settings.mobile_link} ({made.split(':', 1)[0]}://…)"
+
+    checks = [("credentials", credentials), ("code", code)]
+    if settings.phone != "off":
+        checks.append(("phone numbers", phones))
+    if settings.mobile_link != "plain":
+        checks.append(("phone-browser link", link))
+    for name, check in checks:
         with wechat_explanations() as heard:
             try:
                 out.append(f"{OK} {client.appid} ({role}) {name}: {await check()}")
