@@ -121,3 +121,42 @@ async def test_an_unauthorised_mini_program_logs_in_without_a_number_when_option
     fw.fail("getuserphonenumber", Fault(errcode=48001))
     answer = await push(phone, scene, fw.mint("fay", "union-fay"), phoneCode=fw.mint_phone())
     assert answer.status == 502 and (await answer.json())["error"] == "wechat_error"
+
+
+async def test_the_wechat_calls_each_mode_adds_to_a_login(
+    make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat,
+) -> None:
+    """Per login, counted by the stand-in: the code, two code exchanges (scan, pushCode), and
+    what phones add: a number (when shared), a link (when a phone's browser asks)."""
+    async def calls_per_login(logins: int, *, phone: str, link: str | None,
+                              share: bool) -> dict[str, float]:
+        server = await make_server(phone=phone, mobile_link=link or "url_link")
+        before = dict(fw.calls)
+        for n in range(logins):
+            desk, phone_client = await browser(server), await browser(server)
+            scene = await new_scene(desk)
+            assert (await desk.get(f"/api/scenes/{scene}/code")).status == 200
+            if link is not None:
+                assert (await desk.get(f"/api/scenes/{scene}/link")).status == 200
+                assert (await desk.get(f"/api/scenes/{scene}/link")).status == 200  # kept
+            openid = f"{phone}-{link}-{share}-{n}"
+            await step(phone_client, scene, "scan", fw.mint(openid))
+            extra = {"phoneCode": fw.mint_phone()} if share else {}
+            assert (await push(phone_client, scene, fw.mint(openid), **extra)).status == 200
+            _, polled = await poll(desk, scene, wait=0)
+            assert polled["status"] == "confirmed"
+        return {api: (fw.calls[api] - before.get(api, 0)) / logins for api in fw.calls
+                if api not in ("stable_token", "token") and fw.calls[api] != before.get(api, 0)}
+
+    base = {"getwxacodeunlimit": 1.0, "jscode2session": 2.0}
+    assert await calls_per_login(5, phone="off", link=None, share=False) == base
+    assert await calls_per_login(5, phone="optional", link=None, share=False) == base
+    assert await calls_per_login(5, phone="optional", link=None, share=True) == {
+        **base, "getuserphonenumber": 1.0}
+    assert await calls_per_login(5, phone="required", link=None, share=True) == {
+        **base, "getuserphonenumber": 1.0}
+    assert await calls_per_login(5, phone="off", link="url_link", share=False) == {
+        **base, "generate_urllink": 1.0}
+    assert await calls_per_login(5, phone="off", link="scheme", share=False) == {
+        **base, "generatescheme": 1.0}
+    assert await calls_per_login(5, phone="off", link="plain", share=False) == base
