@@ -7,6 +7,7 @@ back; inside WeChat's browser the page says to long-press the code. Phone number
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from tests.conftest import free_port
 from wxlogin.clock import FakeClock
 from wxlogin.http.app import create_app
 from wxlogin.settings import Settings
+from wxlogin.storage import overview
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "phone-browser"
@@ -106,9 +108,11 @@ async def test_a_phone_browser_opens_wechat_and_comes_back_logged_in(
     conn = await asyncpg.connect(pg_url)
     try:
         entry = await conn.fetchval("SELECT entry FROM wxlogin.scenes WHERE status = 'confirmed'")
+        arrivals = await overview.arrivals(conn, datetime.now(UTC) + timedelta(days=1))
     finally:
         await conn.close()
     assert entry == 1194  # how Mia arrived
+    assert arrivals == [(1194, 1)]  # as the owner's page counts
     metrics = await (await browser.request.get(f"{base}/metrics")).text()
     assert 'wxlogin_logins_by_arrival_total{arrival="url_link"} 1.0' in metrics
 

@@ -60,6 +60,9 @@ async def test_optional_keeps_a_shared_number_sealed_and_shows_it_to_the_site(
     assert row["phone_masked"] == "+86 138****8000"
     code, out, _ = await run_wxlogin(pg_url, "users", "show", str(row["id"]))
     assert code == 0 and "+86 138****8000" in out and "13800138000" not in out
+    await run_wxlogin(pg_url, "users", "groups", str(row["id"]), "add", "admin")
+    page = await (await desk.get("/admin")).text()  # the owner's page: masked too
+    assert "+86 138****8000" in page and "13800138000" not in page
 
     # Without a number this time (optional): in, and the kept number stays.
     desk2, phone2, scene2, _ = await scanned(server, browser, fw, "bea")
@@ -160,3 +163,32 @@ async def test_the_wechat_calls_each_mode_adds_to_a_login(
     assert await calls_per_login(5, phone="off", link="scheme", share=False) == {
         **base, "generatescheme": 1.0}
     assert await calls_per_login(5, phone="off", link="plain", share=False) == base
+
+
+async def test_the_oidc_phone_scope_gives_the_number_only_when_phones_are_on(
+    make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat,
+) -> None:
+    import jwt as pyjwt
+
+    from tests.test_oidc import CLIENTS, SECRET, basic, code_for, exchange
+
+    for mode, shown in (("optional", True), ("off", False)):
+        server = await make_server(oidc_clients=CLIENTS, phone=mode)
+        desk, phone = await browser(server), await browser(server)
+        scene = await new_scene(desk)
+        extra = {"phoneCode": fw.mint_phone("13700001111")} if mode != "off" else {}
+        assert (await push(phone, scene, fw.mint("gus", "union-gus"), **extra)).status == 200
+        await poll(desk, scene, wait=0)
+        found = await code_for(desk, scope="openid phone")
+        site = await browser(server)
+        tokens = await (await exchange(site, found["code"],
+                                       auth=basic("wordpress", SECRET))).json()
+        claims = pyjwt.decode(tokens["id_token"], options={"verify_signature": False})
+        info = await (await site.get("/oidc/userinfo", headers={
+            "Authorization": f"Bearer {tokens['access_token']}"})).json()
+        for said in (claims, info):
+            if shown:
+                assert said["phone_number"] == "+8613700001111"
+                assert said["phone_number_verified"] is True
+            else:
+                assert "phone_number" not in said

@@ -88,9 +88,11 @@ def user_rows(request: web.Request, rows: list[overview.UserRow], w: dict[str, s
                  f"</button></form>")
         avatar = (f'<img class="avatar" src="{escape(row.avatar_url)}" alt="" width="24"'
                   f' height="24"> ' if row.avatar_url else "")
+        phone = (f'<br><span class="muted phone">{escape(row.phone_masked)}</span>'
+                 if row.phone_masked else "")
         out.append(
             f'<tr data-user="{row.id}" data-status="{escape(row.status)}"><td>{row.id}</td>'
-            f"<td>{avatar}{escape(row.nickname or '—')}</td>"
+            f"<td>{avatar}{escape(row.nickname or '—')}{phone}</td>"
             f'<td><span class="badge {escape(row.status)}">'
             f"{escape(w['admin_status_' + row.status])}</span></td>"
             f"<td>{groups}{adder}</td>"

@@ -20,6 +20,7 @@ class UserRow:
     appids: tuple[str, ...]  # the mini programs (or accounts) they came through
     created_at: datetime
     last_login_at: datetime | None
+    phone_masked: str | None  # `+86 138****8000`; the number itself is sealed
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Day:
 
 USERS = (
     "SELECT u.id, u.nickname, u.avatar_url, u.status, u.created_at, u.last_login_at,"
+    " u.phone_masked,"
     " (SELECT coalesce(array_agg(g.name ORDER BY g.name), '{}') FROM wxlogin.user_groups g"
     " WHERE g.user_id = u.id) AS groups,"
     " (SELECT coalesce(array_agg(DISTINCT i.appid), '{}') FROM wxlogin.identities i"
