@@ -307,10 +307,10 @@ describe("phones", () => {
   });
 
   test.each([
-    [1400001, "quota"],
-    [102, "no permission"],
-    [104, "no privacy guide"],
-  ])("optional and errno %i (%s): in without a number, the errno told to the server", async (errno) => {
+    [1400001, "quota", "网站本月的手机号验证次数已用完。"],
+    [102, "no permission", null],
+    [104, "no privacy guide", null],
+  ])("optional and errno %i (%s): in without a number, the errno told to the server", async (errno, _, note) => {
     answer("/api/scenes/P4/scan", 200, { status: "scanned", context: Object.assign({ phone: "optional" }, CONTEXT) });
     answer("/api/pushCode", 200, { ok: true, user: { id: "1" } });
     const page = render();
@@ -320,6 +320,7 @@ describe("phones", () => {
     await settle();
     expect(requests[1].data).toEqual({ scene: "P4", code: "code-2", phoneError: errno });
     expect(text(page, "#status")).toBe("已登录，请回到电脑上继续。");
+    expect(text(page, "#done-note")).toBe(note);  // a used-up quota is said
   });
 
   test("required and the quota is used up: says so, and reports it", async () => {

@@ -101,6 +101,7 @@ Component({
     async enter(scene) {
       this.lastStep = "scan";
       this.entry = entryScene();
+      this.note = "";
       this.setData({ scene: scene, context: null, avatarPath: "", message: "",
                      state: scene ? "loading" : "noscene" });
       if (!scene) return;
@@ -130,7 +131,9 @@ Component({
           api.code().then((c) => api.pushCode(this.data.scene, c, report)).catch(() => {});
           return;
         }
-        this.confirm(null, report);  // optional: in without a number
+        // optional: in without a number (and a used-up quota is said on the done screen)
+        this.note = detail.errno === QUOTA ? this.data.t.phoneQuota : "";
+        this.confirm(null, report);
         return;
       }
       // The person said no.
@@ -173,7 +176,8 @@ Component({
       try {
         const extra = Object.assign(nickname ? { nickName: nickname } : {}, this.phone || {});
         await api.pushCode(scene, await api.code(), extra);
-        this.setData({ state: "done", fromLink: FROM_LINK.indexOf(this.entry) >= 0 });
+        this.setData({ state: "done", fromLink: FROM_LINK.indexOf(this.entry) >= 0,
+                       message: this.note || "" });
       } catch (error) { this.fail(error); }
     },
     async decline() {
