@@ -49,12 +49,14 @@ async def test_optional_keeps_a_shared_number_sealed_and_shows_it_to_the_site(
     again = await phone.post("/api/pushCode", json=body)  # a retry: answered, not paid twice
     assert first.status == again.status == 200
     assert await first.read() == await again.read()
-    assert (await first.json())["user"]["phone"] == "+8613800138000"
+    assert "phone" not in (await first.json())["user"]  # the ledger keeps no number
     assert fw.calls["getuserphonenumber"] == 1
     _, polled = await poll(desk, scene, wait=0)
     assert polled["user"]["phone"] == "+8613800138000"
     assert (await (await desk.get("/api/me")).json())["user"]["phone"] == "+8613800138000"
 
+    ledger = await db.fetch("SELECT answer::text FROM wxlogin.code_ledger")
+    assert ledger and not [row for row in ledger if "13800138000" in row[0]]  # nowhere plain
     row = await db.fetchrow("SELECT id, phone_sealed, phone_masked FROM wxlogin.users")
     assert row is not None and b"13800138000" not in row["phone_sealed"]
     assert row["phone_masked"] == "+86 138****8000"
@@ -97,18 +99,48 @@ async def test_required_refuses_a_push_without_a_number_and_spends_nothing(
     fw.country_as_number = True  # WeChat's example answers countryCode as a number
     done = await push(phone, scene, fw.mint("cai", "union-cai"),
                       phoneCode=fw.mint_phone("13912345678"))
-    assert done.status == 200 and (await done.json())["user"]["phone"] == "+8613912345678"
+    assert done.status == 200
+    _, polled = await poll(desk, scene, wait=0)
+    assert polled["user"]["phone"] == "+8613912345678"
 
 
 async def test_a_number_for_another_mini_program_is_refused(
     make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat, db: DB[asyncpg.Record],
 ) -> None:
-    server = await make_server(phone="optional")
+    server = await make_server(phone="required")
     _, phone, scene, _ = await scanned(server, browser, fw, "dan")
     foreign = fw.mint_phone(appid="wx-someone-else")
     answer = await push(phone, scene, fw.mint("dan", "union-dan"), phoneCode=foreign)
     assert answer.status == 400 and (await answer.json())["error"] == "phone_code_rejected"
     assert await db.fetchval("SELECT count(*) FROM wxlogin.users") == 0
+    # optional: in, without that number
+    server = await make_server(phone="optional")
+    desk, phone, scene, _ = await scanned(server, browser, fw, "dan")
+    answer = await push(phone, scene, fw.mint("dan", "union-dan"),
+                        phoneCode=fw.mint_phone(appid="wx-someone-else"))
+    assert answer.status == 200
+    _, polled = await poll(desk, scene, wait=0)
+    assert "phone" not in polled["user"]
+
+
+async def test_no_number_is_paid_for_a_scene_someone_else_claimed(
+    make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat,
+) -> None:
+    server = await make_server(phone="required")
+    _, phone, scene, _ = await scanned(server, browser, fw, "owner-of-the-scan")
+    answer = await push(phone, scene, fw.mint("intruder"), phoneCode=fw.mint_phone())
+    assert answer.status == 409 and (await answer.json())["error"] == "scene_already_claimed"
+    assert fw.calls["getuserphonenumber"] == 0
+
+
+async def test_a_busy_phone_lookup_does_not_block_an_optional_login(
+    make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat,
+) -> None:
+    server = await make_server(phone="optional")
+    desk, phone, scene, _ = await scanned(server, browser, fw, "hal")
+    fw.fail("getuserphonenumber", Fault(errcode=-1), Fault(errcode=-1), Fault(errcode=-1))
+    answer = await push(phone, scene, fw.mint("hal", "union-hal"), phoneCode=fw.mint_phone())
+    assert answer.status == 200
 
 
 async def test_an_unauthorised_mini_program_logs_in_without_a_number_when_optional(
@@ -118,7 +150,9 @@ async def test_an_unauthorised_mini_program_logs_in_without_a_number_when_option
     desk, phone, scene, _ = await scanned(server, browser, fw, "eve")
     fw.fail("getuserphonenumber", Fault(errcode=48001))
     answer = await push(phone, scene, fw.mint("eve", "union-eve"), phoneCode=fw.mint_phone())
-    assert answer.status == 200 and "phone" not in (await answer.json())["user"]
+    assert answer.status == 200
+    _, polled = await poll(desk, scene, wait=0)
+    assert "phone" not in polled["user"]
     required = await make_server(phone="required")
     _, phone, scene, _ = await scanned(required, browser, fw, "fay")
     fw.fail("getuserphonenumber", Fault(errcode=48001))

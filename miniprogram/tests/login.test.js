@@ -335,3 +335,34 @@ describe("phones", () => {
     expect(requests[1].data).toEqual({ scene: "P5", code: "code-2", phoneError: 1400001 });
   });
 });
+
+
+test("a failed push with a phone code goes back to the buttons: the code is never sent twice", async () => {
+  answer("/api/scenes/P6/scan", 200, { status: "scanned", context: Object.assign({ phone: "required" }, CONTEXT) });
+  answer("/api/pushCode", 400, { error: "phone_code_rejected" });
+  const page = render();
+  page.instance.onLoad({ scene: "P6" });
+  await settle();
+  page.querySelector("#confirm-phone").dispatchEvent("getphonenumber", { detail: { code: "pc-1" } });
+  await settle();
+  expect(page.querySelector("#retry")).toBeFalsy();
+  expect(text(page, "#form-message")).toContain("手机号授权已失效");
+  answer("/api/pushCode", 200, { ok: true, user: { id: "1" } });
+  page.querySelector("#confirm-phone").dispatchEvent("getphonenumber", { detail: { code: "pc-2" } });
+  await settle();
+  expect(requests.filter((r) => r.url.endsWith("/api/pushCode")).map((r) => r.data.phoneCode)).toEqual(["pc-1", "pc-2"]);
+  expect(text(page, "#status")).toBe("已登录，请回到电脑上继续。");
+});
+
+test("an in-app rescan after a link is not counted as the link", async () => {
+  wx.getEnterOptionsSync = () => ({ scene: 1194, query: { s: "L2" } });
+  answer("/api/scenes/L2/scan", 200, { status: "scanned", context: CONTEXT });
+  answer("/api/scenes/R2/scan", 200, { status: "scanned", context: CONTEXT });
+  wx.scanCode = jest.fn(({ success }) => success({ path: "pages/login/login?scene=R2" }));
+  const page = render();
+  page.instance.onLoad({ s: "L2" });
+  await settle();
+  page.instance.rescan();
+  await settle();
+  expect(requests.map((r) => r.data)).toEqual([{ code: "code-1", entry: 1194 }, { code: "code-2" }]);
+});

@@ -85,7 +85,7 @@ Component({
       const lang = language();
       this.setData({ lang: lang, t: WORDS[lang] });
       this.enteredScene = sceneFrom(options);
-      this.enter(this.enteredScene);
+      this.enter(this.enteredScene, entryScene());
     },
     onShow() {
       // A mini program still running may be shown again by a new scan without a new onLoad.
@@ -95,12 +95,12 @@ Component({
       const scene = sceneFrom(entered && entered.query);
       if (scene && scene !== this.enteredScene) {
         this.enteredScene = scene;
-        this.enter(scene);
+        this.enter(scene, entryScene());
       }
     },
-    async enter(scene) {
+    async enter(scene, entry) {
       this.lastStep = "scan";
-      this.entry = entryScene();
+      this.entry = entry;  // how WeChat opened us for this scene; none for an in-app rescan
       this.note = "";
       this.setData({ scene: scene, context: null, avatarPath: "", message: "",
                      state: scene ? "loading" : "noscene" });
@@ -178,7 +178,16 @@ Component({
         await api.pushCode(scene, await api.code(), extra);
         this.setData({ state: "done", fromLink: FROM_LINK.indexOf(this.entry) >= 0,
                        message: this.note || "" });
-      } catch (error) { this.fail(error); }
+      } catch (error) {
+        // A phone code is single-use (and WeChat may have spent it): never sent twice. Back to
+        // the buttons, where a tap on the phone button makes a fresh one.
+        if (this.phone && this.phone.phoneCode && messages.describe(error, this.data.lang).action === "retry") {
+          this.phone = null;
+          this.setData({ state: "confirm", message: messages.describe(error, this.data.lang).text });
+          return;
+        }
+        this.fail(error);
+      }
     },
     async decline() {
       if (this.data.state === "working") return;
@@ -196,7 +205,7 @@ Component({
     retry() {
       if (this.lastStep === "confirm") this.confirm(null, this.phone);
       else if (this.lastStep === "decline") this.decline();
-      else this.enter(this.data.scene);
+      else this.enter(this.data.scene, this.entry);
     },
     rescan() {
       wx.scanCode({

@@ -6,6 +6,7 @@ identity comes only from WeChat's answer to that code (jscode2session).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -13,11 +14,11 @@ from typing import Any
 
 from aiohttp import web
 
-from ..errors import AvatarNotFound, BadInput, PhoneRequired, WeChatError
+from ..errors import ApiError, AvatarNotFound, BadInput, PhoneRequired, WeChatUnreachable
 from ..login import avatars, oidc, operations
 from ..login.profile import https_only, read_profile
 from ..login.steps import Answer, user_key
-from ..wechat.client import WeChat, WxSession
+from ..wechat.client import ANSWER_BUDGET, Phone, WeChat, WxSession
 from . import inputs
 from .keys import BASE, CLOCK, SERVICES, SETTINGS
 from .oidc import issuer
@@ -62,6 +63,26 @@ async def push_code(request: web.Request) -> web.Response:
     nickname = inputs.optional_text(fields, "nickName", inputs.MAX_NICKNAME)
     avatar = https_only(inputs.optional_text(fields, "avatarUrl", inputs.MAX_AVATAR_URL))
     phone_code = phone_step(settings.phone, fields, wechat.appid)
+    # The number costs money and its code is single-use: asked for only within what is left
+    # of the step's budget, after the scene was seen to be this person's to confirm.
+    budget_ends = asyncio.get_running_loop().time() + ANSWER_BUDGET - 2
+
+    async def number(wx: WxSession) -> Phone | None:
+        if not phone_code:
+            return None
+        await operations.check_confirmable(services.login, scene, user_key(wechat.appid, wx))
+        try:
+            async with asyncio.timeout(budget_ends - asyncio.get_running_loop().time()):
+                return await wechat.phone_number(phone_code)
+        except TimeoutError:
+            if settings.phone == "required":
+                raise WeChatUnreachable() from None
+        except ApiError as error:  # refused, busy, unreachable: logged for the owner
+            if settings.phone == "required":
+                raise
+            log.warning("phone numbers: none this time (%s); the login goes on without",
+                        error.code)
+        return None
 
     async def confirm(wx: WxSession) -> Answer:
         profile = read_profile(
@@ -69,20 +90,14 @@ async def push_code(request: web.Request) -> web.Response:
             encrypted=encrypted, now=clock.now(), max_age=settings.watermark_max_age,
         )
         # Inside the step: a retried push is answered from the ledger and never pays twice.
-        phone = None
-        if phone_code:
-            try:
-                phone = await wechat.phone_number(phone_code)
-            except WeChatError:  # not allowed, or an odd answer: logged for the owner
-                if settings.phone == "required":
-                    raise
-                log.warning("phone numbers: none this time; the login goes on without")
+        phone = await number(wx)
         user = await operations.confirm(
             services.login, scene, appid=wechat.appid, wx=wx, profile=profile,
             avatar_link=lambda avatar_id: avatar_url(request, avatar_id),
             address=client_ip(request, settings.trusted_proxies), phone=phone,
         )
-        return Answer(200, {"ok": True, "user": services.login.phones.public(user)}, {})
+        # Kept in the ledger for retries: never the number (the site reads it from /api/me).
+        return Answer(200, {"ok": True, "user": user.public()}, {})
 
     answer = await services.steps.run(
         step="pushCode", scene=scene, code=code, wechat=wechat, action=confirm,

@@ -72,6 +72,7 @@ async def find_client(request: web.Request, client_id: str | None) -> OidcClient
 
 async def discovery(request: web.Request) -> web.Response:
     iss = issuer(request)
+    phones_on = request.app[SETTINGS].phone != "off"
     return web.json_response({
         "issuer": iss,
         "authorization_endpoint": f"{iss}/oidc/authorize",
@@ -84,11 +85,11 @@ async def discovery(request: web.Request) -> web.Response:
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
-        "scopes_supported": list(oidc.SCOPES),
+        "scopes_supported": [scope for scope in oidc.SCOPES if scope != "phone" or phones_on],
         "claims_supported": [
             "sub", "iss", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash", "name",
             "preferred_username", "picture", "email", "email_verified", "groups",
-            "phone_number", "phone_number_verified",
+            *(("phone_number", "phone_number_verified") if phones_on else ()),
         ],
         "token_endpoint_auth_methods_supported": [
             "client_secret_basic", "client_secret_post", "none",

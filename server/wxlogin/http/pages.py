@@ -251,9 +251,10 @@ async def phone_page(request: web.Request) -> web.Response:
     # A scanned code carries `scene`; a link that opened "the mini program" carries `s` and
     # the entry scene value it would have (WECHAT.md 10).
     entry = request.query.get("entry", "")
+    told = entry.isascii() and entry.isdigit() and len(entry) == 4
     return render(request, title_key="phone_title", body=body, scripts=("phone.js",),
                   data={"scene": request.query.get("scene") or request.query.get("s", ""),
-                        "entry": int(entry) if entry.isdigit() and len(entry) == 4 else 1047})
+                        "entry": int(entry) if told else 1047})
 
 
 def routes(sandbox: bool) -> list[web.AbstractRouteDef]:

@@ -204,6 +204,18 @@ async def check_scanned(login: Login, scene: str) -> None:
         raise scenes.refuse(found, now)
 
 
+async def check_confirmable(login: Login, scene: str, claimant: str) -> None:
+    """Refuse before anything is paid for (a phone number) unless this person may confirm the
+    scene now: open, and pending or scanned by them. The confirm itself checks again."""
+    async with acquire(login.pool) as conn:
+        found, now = await scenes.get(conn, scene), login.clock.now()
+    state = found.state(now) if found is not None else None
+    if found is None or state not in scenes.OPEN or (
+        state == "scanned" and found.claimant != claimant
+    ):
+        raise scenes.refuse(found, now)
+
+
 async def attach_avatar(login: Login, scene: str, claimant: str, image: bytes) -> str:
     """Keep an avatar for the scene's claimant; returns its id (confirm then uses it)."""
     avatar_id = secrets.token_urlsafe(16)

@@ -158,11 +158,12 @@
   async function poll(mine) {
     var delay = 1000, wait = 50;  // the most the server holds: one request a browser-minute or so
     while (mine === generation) {
-      var response;
-      pollAbort = new AbortController();
+      var response, body = null;
+      pollAbort = new AbortController(); woken = false;
       try {
         response = await fetch(base + "/api/scenes/" + scene + "?wait=" + wait + "&since=" + status,
                                { credentials: "same-origin", signal: pollAbort.signal });
+        if (response.ok) body = await response.json();  // a wake may abort the body's read too
       } catch (e) {
         if (woken) { woken = false; wait = 0; continue; }
         show("offline"); await sleep(delay); delay = backoff(delay);
@@ -179,7 +180,6 @@
         return;
       }
       delay = 1000; wait = 50;
-      var body = await response.json();
       status = body.status;
       if (status === "confirmed") { show("confirmed"); window.location.assign(next); return; }
       if (status === "expired" || status === "denied") {

@@ -130,12 +130,17 @@
         if (ON_PHONE && !IN_WECHAT) {
           parts.hint.hidden = false;
           parts.save.href = img.src; parts.save.hidden = false;
-          var made_link = await api("/api/scenes/" + scene + "/link");
-          if (made_link.ok && mine === generation) {
-            parts.link.href = (await made_link.json()).url; parts.link.hidden = false;
-          }
         }
       } catch (e) { return say(t.failed, true); }
+      if (ON_PHONE && !IN_WECHAT) {
+        try {  // no link (an individual mini program, a lost connection): the code still works
+          var made = await api("/api/scenes/" + scene + "/link");
+          if (made.ok && mine === generation) {
+            parts.link.href = (await made.json()).url; parts.link.hidden = false;
+          }
+        } catch (e) { /* the saved code and the long-press remain */ }
+      }
+      if (mine !== generation) return;
       var since = "pending", delay = 1000, wait = 50, abort = null, woken = false;
       function wake() { if (document.visibilityState === "visible" && abort) { woken = true; abort.abort(); } }
       document.addEventListener("visibilitychange", wake);
@@ -145,7 +150,7 @@
       });
       while (mine === generation) {
         var body;
-        abort = new AbortController();
+        abort = new AbortController(); woken = false;
         try {
           var answer = await fetch(BASE + "/api/scenes/" + scene + "?wait=" + wait + "&since=" + since,
                                    { credentials: "same-origin", signal: abort.signal });
