@@ -47,5 +47,6 @@ async def test_the_mini_program_knows_every_error_the_server_can_answer() -> Non
     # The browser's, and OpenID Connect's (for relying parties), are not the phone's.
     phone_side = server_codes - {"not_logged_in", "login_already_used", "not_found",
                                  "invalid_client", "not_in_group", "not_owner",
-                                 "invitation_invalid", "link_unavailable"}
+                                 "invitation_invalid", "link_unavailable",
+                                 "bad_signature"}
     assert not phone_side - known, f"miniprogram/utils/messages.js lacks {phone_side - known}"

@@ -120,6 +120,12 @@ class InvitationInvalid(ApiError):
     )
 
 
+class BadSignature(ApiError):
+    status = 403
+    code = "bad_signature"
+    default_message = "This request is not signed with the official account's Token."
+
+
 class NotOwner(ApiError):
     status = 403
     code = "not_owner"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -33,6 +34,44 @@ class App:
 
     appid: str
     secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class OfficialAccount:
+    appid: str
+    secret: str = field(repr=False)
+    token: str = field(repr=False)
+    aes_key: str | None = field(default=None, repr=False)
+    aes_key_previous: str | None = field(default=None, repr=False)
+
+
+OA_TOKEN = re.compile(r"[A-Za-z0-9]{3,32}")  # the console's rule for the Token
+AES_KEY = re.compile(r"[A-Za-z0-9]{43}")
+
+
+def parse_official_account(
+    text: Callable[[str], str | None]
+) -> tuple[OfficialAccount | None, list[str]]:
+    names = ("WXLOGIN_OA_APPID", "WXLOGIN_OA_SECRET", "WXLOGIN_OA_TOKEN")
+    appid, secret, token = (text(name) for name in names)
+    key, previous = text("WXLOGIN_OA_AES_KEY"), text("WXLOGIN_OA_AES_KEY_PREVIOUS")
+    if appid is None and secret is None and token is None:
+        extra = [n for n, v in (("WXLOGIN_OA_AES_KEY", key),
+                                ("WXLOGIN_OA_AES_KEY_PREVIOUS", previous)) if v is not None]
+        return None, [f"{name} needs WXLOGIN_OA_APPID, WXLOGIN_OA_SECRET and WXLOGIN_OA_TOKEN"
+                      for name in extra]
+    problems = [f"{name} must be set with the other two" for name, value
+                in zip(names, (appid, secret, token), strict=True) if value is None]
+    if token is not None and not OA_TOKEN.fullmatch(token):
+        problems.append("WXLOGIN_OA_TOKEN is 3 to 32 letters or digits, as in the console")
+    for name, value in (("WXLOGIN_OA_AES_KEY", key), ("WXLOGIN_OA_AES_KEY_PREVIOUS", previous)):
+        if value is not None and not AES_KEY.fullmatch(value):
+            problems.append(f"{name} is the console's EncodingAESKey: 43 letters or digits")
+    if previous is not None and key is None:
+        problems.append("WXLOGIN_OA_AES_KEY_PREVIOUS needs WXLOGIN_OA_AES_KEY")
+    if problems or appid is None or secret is None or token is None:
+        return None, problems
+    return OfficialAccount(appid, secret, token, key, previous), []
 
 
 @dataclass(frozen=True)
@@ -76,6 +115,9 @@ class Settings:
     # and the kind of link that opens the mini program from a phone's own browser.
     phone: str = "off"
     mobile_link: str = "url_link"
+    # The official account (its follow-or-scan login): appid, secret, the console's Token, and
+    # safe mode's EncodingAESKey (with the previous one while the console changes it).
+    oa: OfficialAccount | None = None
 
     @property
     def sandbox(self) -> bool:
@@ -232,6 +274,9 @@ class Settings:
         if mobile_link not in MOBILE_LINKS:
             problems.append(f"WXLOGIN_MOBILE_LINK must be one of {', '.join(MOBILE_LINKS)}")
 
+        oa, oa_problems = parse_official_account(text)
+        problems.extend(oa_problems)
+
         settings = cls(
             host=host,
             port=port,
@@ -265,6 +310,7 @@ class Settings:
             audit_days=integer("WXLOGIN_AUDIT_DAYS", 180, 1, 100 * 366),
             phone=phone,
             mobile_link=mobile_link,
+            oa=oa,
         )
         if problems:
             raise SettingsError(problems)

@@ -392,7 +392,8 @@ a method it does not take 405 `method_not_allowed`, and a body over 64 KiB 413. 
 
 Not described here, because they are not API: the HTML pages (`/login`, `/`, `/account`, an
 invitation link's `/invite/{token}`), the owner's page `/admin` and its form actions
-(`/api/admin/…`, answering 303 or a page, and the errors below), their
+(`/api/admin/…`, answering 303 or a page, and the errors below), WeChat's callback for the
+official account (`/wechat/oa`, signed by WeChat), their
 scripts and styles (`/static/…`), and sandbox mode's stand-ins (`/sandbox/…`).
 """
 

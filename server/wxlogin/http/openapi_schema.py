@@ -44,6 +44,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "approval_pending": (403, "WXLOGIN_REGISTRATION=approval: the account waits for the owner"),
     "not_invited": (403, "WXLOGIN_REGISTRATION=invite: a newcomer without an invitation link"),
     "user_disabled": (403, "the owner disabled this account"),
+    "bad_signature": (403, "`/wechat/oa`: not signed with the official account's Token"),
     "not_owner": (403, "the owner's page and its actions are for members of `admin`"),
     "scene_not_found": (404, "no such scene, or not this browser's (indistinguishable)"),
     "not_found": (404, "no such address"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import admin, browser, miniprogram, oidc, openapi, ops, pages
+from . import admin, browser, miniprogram, official_account, oidc, openapi, ops, pages
 
 
 def routes(*, sandbox: bool) -> list[web.AbstractRouteDef]:
@@ -25,6 +25,7 @@ def routes(*, sandbox: bool) -> list[web.AbstractRouteDef]:
         web.get("/api/avatars/{avatar}.jpg", miniprogram.avatar),
         web.get("/api/auth", ops.forward_auth),
         web.get("/healthz", ops.healthz),
+        web.get("/wechat/oa", official_account.url_check, allow_head=False),
         web.get("/api/openapi.json", openapi.openapi),
         web.get("/metrics", ops.metrics),
         web.get("/.well-known/openid-configuration", oidc.discovery),
