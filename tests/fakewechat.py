@@ -67,6 +67,8 @@ class FakeWeChat:
     phone_codes: dict[str, tuple[str, str]] = field(default_factory=dict)  # code: (appid, pure)
     links: list[dict[str, Any]] = field(default_factory=list)  # what generate_* were asked
     country_as_number: bool = False  # WeChat's example gives countryCode as 86, not "86"
+    unionids: dict[str, str] = field(default_factory=dict)  # a follower's openid: unionid
+    qrcodes: list[dict[str, Any]] = field(default_factory=list)  # what qrcode/create was asked
 
     # --- test controls -------------------------------------------------------------------------
 
@@ -248,6 +250,33 @@ class FakeWeChat:
         return web.json_response({"errcode": 0, "errmsg": "ok",
                                   "openlink": f"weixin://dl/business/?t={ticket}"})
 
+    async def qrcode(self, request: web.Request) -> web.StreamResponse:
+        self.calls["qrcode_create"] += 1
+        if (faulty := await self._fault("qrcode_create", request)) is not None:
+            return faulty
+        if self._appid_of(request) is None:
+            return self._error(40001)
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            return self._error(47001)
+        self.qrcodes.append(body)
+        ticket = "gQ" + secrets.token_urlsafe(24)
+        return web.json_response({"ticket": ticket, "expire_seconds": body.get("expire_seconds"),
+                                  "url": f"http://weixin.qq.com/q/{ticket}"})
+
+    async def user_info(self, request: web.Request) -> web.StreamResponse:
+        self.calls["user_info"] += 1
+        if (faulty := await self._fault("user_info", request)) is not None:
+            return faulty
+        if self._appid_of(request) is None:
+            return self._error(40001)
+        openid = request.query.get("openid", "")
+        answer: dict[str, Any] = {"subscribe": 1, "openid": openid, "language": "zh_CN"}
+        if openid in self.unionids:
+            answer["unionid"] = self.unionids[openid]
+        return web.json_response(answer)
+
     async def control_mint(self, request: web.Request) -> web.Response:
         """Test control, not WeChat's: what `wx.login` would hand the mini program."""
         body = await request.json() if request.body_exists else {}
@@ -266,6 +295,8 @@ class FakeWeChat:
                 web.post("/wxa/business/getuserphonenumber", self.phone_number),
                 web.post("/wxa/generate_urllink", self.link),
                 web.post("/wxa/generatescheme", self.link),
+                web.post("/cgi-bin/qrcode/create", self.qrcode),
+                web.get("/cgi-bin/user/info", self.user_info),
             ]
         )
         return app

@@ -3,10 +3,23 @@ configuration) with WeChat's own vector, refusals, and the settings that configu
 
 from __future__ import annotations
 
+import asyncio
+import io
+import re
+import secrets
+import time
+from typing import Any
+
+import defusedxml.ElementTree as ElementTree  # type: ignore[import-untyped]
 import pytest
+import zxingcpp
+from PIL import Image
 
 from tests.conftest import MakeBrowser, MakeServer
+from tests.fakewechat import FakeWeChat
+from tests.helpers import new_scene, poll, push
 from wxlogin.settings import OfficialAccount, Settings, SettingsError
+from wxlogin.wechat.oa_crypto import MessageCrypto, signature
 
 ACCOUNT = OfficialAccount("wxoa0000000000001", "oa-secret", "AAAAA")
 SIGNED = {"signature": "899cf89e464efb63f54ddac96b0a0a235f53aa78", "timestamp": "1714037059",
@@ -66,3 +79,187 @@ def test_the_official_account_settings() -> None:
         with pytest.raises(SettingsError) as raised:
             Settings.from_env({**BASE, **broken})
         assert said in str(raised.value), raised.value
+
+
+# --- the flow --------------------------------------------------------------------------------
+
+OA_APPID, OA_SECRET, TOKEN = "wxoa0000000000002", "oa-secret-canary-5eed", "Tok3n"
+AES = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+
+
+def oa_account(safe: bool = False) -> OfficialAccount:
+    return OfficialAccount(OA_APPID, OA_SECRET, TOKEN, AES if safe else None)
+
+
+def event_xml(openid: str, event: str, key: str, created: int) -> str:
+    return (f"<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName>"
+            f"<FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>{created}</CreateTime>"
+            f"<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[{event}]]></Event>"
+            f"<EventKey><![CDATA[{key}]]></EventKey><Ticket><![CDATA[gQ-ticket]]></Ticket></xml>")
+
+
+async def deliver(client: Any, xml: str, *, safe: bool = False, forge: bool = False
+                  ) -> tuple[int, str]:
+    """What WeChat sends: signed (and in safe mode encrypted, with msg_signature)."""
+    timestamp, nonce = str(int(time.time())), secrets.token_hex(5)
+    query = {"timestamp": timestamp, "nonce": nonce,
+             "signature": signature(TOKEN if not forge else "wrong", timestamp, nonce)}
+    body = xml
+    if safe:
+        sealed = MessageCrypto(OA_APPID, AES).encrypt(xml)
+        query.update(encrypt_type="aes", msg_signature=signature(TOKEN, timestamp, nonce, sealed))
+        body = (f"<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName>"
+                f"<Encrypt><![CDATA[{sealed}]]></Encrypt></xml>")
+    answer = await client.post("/wechat/oa", params=query, data=body.encode(),
+                               headers={"Content-Type": "text/xml"})
+    return answer.status, await answer.text()
+
+
+def content_of(reply: str, *, safe: bool = False) -> str:
+    root = ElementTree.fromstring(reply)
+    if safe:
+        root = ElementTree.fromstring(MessageCrypto(OA_APPID, AES).decrypt(
+            root.findtext("Encrypt") or ""))
+    return root.findtext("Content") or ""
+
+
+def confirm_path(content: str) -> str:
+    found = re.search(r'href="[^"]*?(/oa/confirm/[A-Za-z0-9_-]+)"', content)
+    assert found, content
+    return found.group(1)
+
+
+async def oa_scene(desk: Any) -> str:
+    made = await desk.post("/api/scenes", json={"kind": "oa"})
+    assert made.status == 201, await made.text()
+    scene: str = (await made.json())["scene"]
+    return scene
+
+
+@pytest.mark.parametrize("safe", [False, True], ids=["plaintext", "safe-mode"])
+async def test_follow_confirm_and_the_browser_is_logged_in(
+    make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat, db: Any, safe: bool,
+) -> None:
+    fw.apps[OA_APPID] = OA_SECRET
+    server = await make_server(oa=oa_account(safe), listen=True)
+    desk, wechat, phone = await browser(server), await browser(server), await browser(server)
+    scene = await oa_scene(desk)
+    code = await desk.get(f"/api/scenes/{scene}/code")
+    assert code.status == 200 and code.headers["Content-Type"] == "image/png"
+    decoded = zxingcpp.read_barcodes(Image.open(io.BytesIO(await code.read())).convert("L"))
+    assert len(decoded) == 1, (fw.calls, code.headers)
+    assert decoded[0].text.startswith("http://weixin.qq.com/q/gQ")
+    assert fw.qrcodes[0]["action_name"] == "QR_STR_SCENE"
+    assert fw.qrcodes[0]["action_info"] == {"scene": {"scene_str": scene}}
+
+    status, reply = await deliver(wechat, event_xml("o-follower", "subscribe",
+                                                    f"qrscene_{scene}", 1700000001), safe=safe)
+    assert status == 200
+    content = content_of(reply, safe=safe)
+    assert "/oa/confirm/" in content and "秒前" in content  # the context, and the link
+    _, polled = await poll(desk, scene, wait=0)
+    assert polled["status"] == "scanned"
+
+    path = confirm_path(content)
+    page = await phone.get(path)
+    assert page.status == 200 and 'id="oa-confirm"' in await page.text()
+    done = await phone.post(path, data={"action": "confirm"},
+                            headers={"Origin": str(server.make_url("")).rstrip("/")})
+    assert done.status == 200, await done.text()
+    _, polled = await poll(desk, scene, wait=0)
+    assert polled["status"] == "confirmed"
+    assert (await desk.get("/api/me")).status == 200
+    again = await phone.post(path, data={"action": "confirm"},
+                             headers={"Origin": str(server.make_url("")).rstrip("/")})
+    assert again.status == 410  # single use
+    assert await db.fetchval("SELECT count(*) FROM wxlogin.oa_events") == 1
+
+
+async def test_a_repeated_event_counts_once_and_gets_the_same_reply(
+    make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat, db: Any,
+) -> None:
+    fw.apps[OA_APPID] = OA_SECRET
+    server = await make_server(oa=oa_account())
+    desk, wechat = await browser(server), await browser(server)
+    scene = await oa_scene(desk)
+    xml = event_xml("o-twice", "SCAN", scene, 1700000002)
+    first, second = await deliver(wechat, xml), await deliver(wechat, xml)
+    assert first == second and first[0] == 200
+    assert await db.fetchval("SELECT count(*) FROM wxlogin.oa_confirms") == 1
+    # SCAN after subscribe (or before it): the same follower again, harmless.
+    status, reply = await deliver(wechat, event_xml("o-twice", "subscribe",
+                                                    f"qrscene_{scene}", 1700000003))
+    assert status == 200 and "/oa/confirm/" in content_of(reply)
+
+
+async def test_forged_or_malformed_events_change_nothing(
+    make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat, db: Any,
+) -> None:
+    fw.apps[OA_APPID] = OA_SECRET
+    server = await make_server(oa=oa_account(safe=True))
+    desk, wechat = await browser(server), await browser(server)
+    scene = await oa_scene(desk)
+    xml = event_xml("o-forger", "SCAN", scene, 1700000004)
+    status, _ = await deliver(wechat, xml, forge=True)
+    assert status == 403
+    bomb = ('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">'
+            '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]><xml><Content>&b;</Content></xml>')
+    status, _ = await deliver(wechat, bomb)
+    assert status == 400
+    status, _ = await deliver(wechat, "not xml at all")
+    assert status == 400
+    _, polled = await poll(desk, scene, wait=0)
+    assert polled["status"] == "pending"
+    assert await db.fetchval("SELECT count(*) FROM wxlogin.oa_events") == 0
+
+
+async def test_twenty_taps_on_one_confirm_link_confirm_once(
+    make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat,
+) -> None:
+    fw.apps[OA_APPID] = OA_SECRET
+    server = await make_server(oa=oa_account(), listen=True)
+    desk, wechat, phone = await browser(server), await browser(server), await browser(server)
+    scene = await oa_scene(desk)
+    _, reply = await deliver(wechat, event_xml("o-tapper", "SCAN", scene, 1700000005))
+    path = confirm_path(content_of(reply))
+    origin = {"Origin": str(server.make_url("")).rstrip("/")}
+    answers = await asyncio.gather(*(
+        phone.post(path, data={"action": "confirm" if n % 2 else "deny"}, headers=origin)
+        for n in range(20)))
+    assert sorted(a.status for a in answers) == [200] + [410] * 19
+
+
+async def test_a_link_expires_and_cannot_be_taken_by_another_follower(
+    make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat, clock: Any,
+) -> None:
+    fw.apps[OA_APPID] = OA_SECRET
+    server = await make_server(oa=oa_account(), listen=True)
+    desk, wechat, phone = await browser(server), await browser(server), await browser(server)
+    scene = await oa_scene(desk)
+    _, reply = await deliver(wechat, event_xml("o-first", "SCAN", scene, 1700000006))
+    first_link = confirm_path(content_of(reply))
+    _, reply = await deliver(wechat, event_xml("o-second", "SCAN", scene, 1700000007))
+    assert "/oa/confirm/" not in content_of(reply)  # someone else's scene now: no link
+    clock.advance(6 * 60)
+    origin = {"Origin": str(server.make_url("")).rstrip("/")}
+    late = await phone.post(first_link, data={"action": "confirm"}, headers=origin)
+    assert late.status == 410
+
+
+async def test_oa_and_mini_program_users_with_one_unionid_are_one_user(
+    make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat, db: Any,
+) -> None:
+    fw.apps[OA_APPID] = OA_SECRET
+    fw.unionids["o-oa-person"] = "union-same-person"
+    server = await make_server(oa=oa_account(), listen=True)
+    desk, wechat, phone = await browser(server), await browser(server), await browser(server)
+    scene = await new_scene(desk)  # the mini program's code
+    await push(phone, scene, fw.mint("o-mp-person", "union-same-person"))
+    desk2 = await browser(server)
+    scene = await oa_scene(desk2)
+    _, reply = await deliver(wechat, event_xml("o-oa-person", "SCAN", scene, 1700000008))
+    origin = {"Origin": str(server.make_url("")).rstrip("/")}
+    assert (await phone.post(confirm_path(content_of(reply)), data={"action": "confirm"},
+                             headers=origin)).status == 200
+    assert await db.fetchval("SELECT count(*) FROM wxlogin.users") == 1
+    assert await db.fetchval("SELECT count(*) FROM wxlogin.identities") == 2

@@ -51,7 +51,7 @@ OPERATIONS = [(method.upper(), path) for path, item in DOCUMENT["paths"].items()
 # Not API: the HTML pages, their scripts and styles, and sandbox mode's stand-ins.
 PAGES = {"/", "/login", "/account", "/invite/{token}"}
 # The owner's page and its form actions (303 or a page on success, JSON errors otherwise).
-NOT_API = ("/static", "/sandbox/", "/admin", "/api/admin/", "/wechat/")
+NOT_API = ("/static", "/sandbox/", "/admin", "/api/admin/", "/wechat/", "/oa/confirm/")
 # Being added beside this description; described already, so its route must come.
 EXPECTED = {("GET", "/metrics")}
 

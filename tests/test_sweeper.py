@@ -52,7 +52,8 @@ async def test_abandoned_attempts_are_swept_and_live_ones_kept(
     deleted = await sweep_once(db, clock.now())
     assert deleted == {"expired": 30, "scenes": 31, "sessions": 0, "code_ledger": 1,
                        "draw_budget": 1, "signing_keys": 0, "oidc_codes": 0, "oidc_tokens": 0,
-                       "invitations": 0, "audit": 0, "avatars": 1}  # one scene was confirmed
+                       "invitations": 0, "audit": 0, "oa_events": 0, "oa_confirms": 0,
+                       "avatars": 1}  # one scene was confirmed
     after = await counts(db)
     assert after == {"scenes": 0, "sessions": 31, "code_ledger": 0, "draw_budget": 0,
                      "avatars": 1}  # sessions live 7 days; the avatar a user shows stays

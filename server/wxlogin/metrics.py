@@ -70,6 +70,10 @@ class Metrics:
         )
         for arrival in (*ARRIVALS.values(), "other"):
             self.arrivals.labels(arrival)
+        self.oa_followers = Counter(
+            "wxlogin_oa_followers", "New followers of the official account (subscribe events)",
+            registry=self.registry,
+        )
         self.loop_lag = Histogram(
             "wxlogin_event_loop_lag_seconds",
             "How late the event loop wakes a 0.25 s timer (sampled four times a second)",
@@ -87,6 +91,9 @@ class Metrics:
 
     def step(self, name: str) -> None:
         self.funnel.labels(name).inc()
+
+    def oa_followed(self) -> None:
+        self.oa_followers.inc()
 
     def arrived(self, entry: int | None) -> None:
         """A confirmed login, by how the person came into the mini program."""

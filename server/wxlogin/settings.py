@@ -118,6 +118,7 @@ class Settings:
     # The official account (its follow-or-scan login): appid, secret, the console's Token, and
     # safe mode's EncodingAESKey (with the previous one while the console changes it).
     oa: OfficialAccount | None = None
+    code_kind: str = "wxacode"  # what a new scene shows unless it asks: wxacode or oa
 
     @property
     def sandbox(self) -> bool:
@@ -276,6 +277,12 @@ class Settings:
 
         oa, oa_problems = parse_official_account(text)
         problems.extend(oa_problems)
+        code_kind = (text("WXLOGIN_CODE_KIND", "wxacode") or "wxacode").lower()
+        if code_kind not in ("wxacode", "oa"):
+            problems.append("WXLOGIN_CODE_KIND must be wxacode or oa")
+        elif code_kind == "oa" and oa is None and not oa_problems:
+            problems.append("WXLOGIN_CODE_KIND=oa needs WXLOGIN_OA_APPID, WXLOGIN_OA_SECRET and "
+                            "WXLOGIN_OA_TOKEN")
 
         settings = cls(
             host=host,
@@ -311,6 +318,7 @@ class Settings:
             phone=phone,
             mobile_link=mobile_link,
             oa=oa,
+            code_kind=code_kind,
         )
         if problems:
             raise SettingsError(problems)

@@ -29,6 +29,7 @@ from ..storage.secrets import cookie_secret
 from ..storage.sessions import PgStorage
 from ..storage.sweeper import sweep_forever
 from ..wechat.client import WeChat, WeChatClient
+from ..wechat.official_account import OfficialAccountClient
 from ..wechat.sandbox import SandboxState, SandboxWeChat
 from .keys import BASE, CLOCK, MAX_BODY, METRICS, SERVICES, SETTINGS, Services
 from .limits import Buckets, Concurrency, Limits, Rate
@@ -130,6 +131,16 @@ def create_app(
                 db, clock, secret, ttl=settings.session_ttl,
                 secure=settings.secure_cookies,
             )
+            official = None
+            if settings.oa is not None:  # the account's QR is drawn like a code, by its appid
+                if http is None:
+                    http = aiohttp.ClientSession(trust_env=False)
+                official = OfficialAccountClient(
+                    http=http, api_base=settings.wechat_api_base, appid=settings.oa.appid,
+                    secret=settings.oa.secret, pool=db, clock=clock, ttl=settings.scene_ttl,
+                    observe=metrics.wechat_call,
+                )
+            drawing = {**clients, **({official.appid: official} if official else {})}
             primary = next(iter(clients))
             draws = settings.draw_appid
             app[SERVICES] = Services(
@@ -137,7 +148,7 @@ def create_app(
                 draw_appid=draws if draws is not None and draws in clients else primary, hub=hub,
                 login=Login(
                     db, clock, hub, storage,
-                    CodeDrawer(db, clock, dict(clients), drawn=lambda: metrics.step("drawn")),
+                    CodeDrawer(db, clock, drawing, drawn=lambda: metrics.step("drawn")),
                     counted=metrics.step, arrived=metrics.arrived,
                     registration=settings.registration,
                     phones=PhoneBook.for_secret(
@@ -147,7 +158,7 @@ def create_app(
                 storage=storage,
                 steps=Steps(db, clock), session_middleware=session_middleware(storage),
                 decoding=asyncio.Semaphore(2),
-                metrics=metrics,
+                metrics=metrics, official_account=official,
                 limits=Limits(
                     scenes_by_ip=Buckets(clock, Rate(settings.scenes_per_minute)),
                     # A browser's own ceiling, below its address's (which a NAT shares).

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp_session import Session, get_session
 
-from ..errors import DrawBudgetSpent, NotLoggedIn
+from ..errors import BadInput, DrawBudgetSpent, NotLoggedIn
 from ..login import links, operations
 from ..storage import queries
 from ..text import header_text
@@ -34,10 +34,11 @@ async def create_scene(request: web.Request) -> web.Response:
     check_origin(request)
     settings, services = request.app[SETTINGS], request.app[SERVICES]
     limits, ip = services.limits, client_ip(request, settings.trusted_proxies)
+    appid = await code_kind(request)
     session = await get_session(request)
     owner = browser_key(session)
     if owner is not None:
-        found = await operations.reusable(services.login, owner, settings.scene_ttl / 2)
+        found = await operations.reusable(services.login, owner, settings.scene_ttl / 2, appid)
         if found is not None:
             return scene_created(request, found.scene, found.expires_in(request.app[CLOCK].now()))
     limits.scenes_by_ip.check(ip, "new logins from this address")  # before any writes
@@ -47,7 +48,7 @@ async def create_scene(request: web.Request) -> web.Response:
         scene = await operations.start(
             services.login,
             owner=owner or secrets.token_urlsafe(24),
-            appid=services.draw_appid,
+            appid=appid,
             agent=header_text(request.headers.get("User-Agent", ""), 512),
             ip=ip,
             place=header_text(place(request, settings.trusted_proxies, settings.place_header), 80),
@@ -60,6 +61,22 @@ async def create_scene(request: web.Request) -> web.Response:
     if owner is None:
         session["browser"] = scene.owner  # a changed session is saved, which sets the cookie
     return scene_created(request, scene.scene, settings.scene_ttl)
+
+
+async def code_kind(request: web.Request) -> str:
+    """Whose code the new scene shows: the mini program's (`wxacode`) or the official
+    account's QR (`oa`), as `{"kind"}` asks, by default `WXLOGIN_CODE_KIND`; as its appid."""
+    services, settings = request.app[SERVICES], request.app[SETTINGS]
+    kind: object = settings.code_kind
+    if request.body_exists:
+        kind = (await inputs.fields(request)).get("kind") or kind
+    if kind == "oa":
+        if services.official_account is None:
+            raise BadInput("This server has no official account (WXLOGIN_OA_APPID).")
+        return services.official_account.appid
+    if kind != "wxacode":
+        raise BadInput("`kind` is wxacode or oa.")
+    return services.draw_appid
 
 
 def scene_created(request: web.Request, scene: str, expires_in: int) -> web.Response:

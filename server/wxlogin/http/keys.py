@@ -19,6 +19,7 @@ from ..metrics import Metrics
 from ..settings import Settings
 from ..storage.sessions import PgStorage
 from ..wechat.client import WeChat
+from ..wechat.official_account import OfficialAccountClient
 from .limits import Limits
 
 MAX_BODY = 64 * 1024
@@ -40,6 +41,7 @@ class Services:
     decoding: asyncio.Semaphore  # avatar decodes at a time
     limits: Limits
     metrics: Metrics
+    official_account: OfficialAccountClient | None = None  # WXLOGIN_OA_*
 
 
 SETTINGS = web.AppKey("settings", Settings)

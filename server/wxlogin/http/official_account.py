@@ -1,31 +1,249 @@
-"""The official account's callback, `/wechat/oa` (WECHAT.md 11).
+"""The official account's callback, `/wechat/oa`, and the confirm page its replies link to.
 
-So far its URL check: the console's "server configuration" sends a GET with `signature`,
-`timestamp`, `nonce` and `echostr`, and a server that knows the Token answers `echostr`
-unchanged. Anything unsigned is refused with nothing done. Without an official account
-configured the address does not exist.
+- GET: the console's URL check (`echostr` back when signed with the Token).
+- POST: an event. `signature` (and in safe mode `msg_signature` over the `Encrypt`) is checked
+  in constant time before anything else; a bad one is refused with nothing done. The XML is
+  parsed only without a DTD (so no entities) and within the body limit. Each event counts once
+  (FromUserName + CreateTime, in PostgreSQL), its reply kept for WeChat's retries. `subscribe`
+  with `qrscene_SCENE` and `SCAN` with `SCENE` claim the scene and answer a passive text reply
+  with the context and a confirm link; everything else gets `success`. The answer comes within
+  WeChat's 5 s whatever the database does: else `success`, with nothing half-done.
+- `/oa/confirm/{token}`: the page (phone-sized, zh/en) and its form POST, `action=confirm` or
+  `action=deny`.
 """
 
 from __future__ import annotations
 
-from aiohttp import web
+import asyncio
+import logging
+import time
+from html import escape
+from xml.etree import ElementTree
 
-from ..errors import BadSignature
-from ..wechat.oa_crypto import signed
-from .keys import SETTINGS
+import defusedxml.ElementTree as defused  # type: ignore[import-untyped]
+from aiohttp import web
+from defusedxml import DefusedXmlException
+
+from .. import i18n
+from ..errors import ApiError, BadInput, BadSignature
+from ..login import official_account as oa_login
+from ..settings import OfficialAccount
+from ..storage.db import acquire
+from ..wechat.oa_crypto import BadMessage, MessageCrypto, signature, signed
+from .keys import BASE, CLOCK, SERVICES, SETTINGS
+from .origin import check_origin
+from .pages import render
+from .peer import client_ip
+
+log = logging.getLogger("wxlogin.official_account")
 
 MAX_FIELD = 128
+ANSWER_WITHIN = 4.0  # WeChat waits 5 s
+EVENT_KEPT = 3600  # seconds: WeChat's retries come within 15 s
 
 
-async def url_check(request: web.Request) -> web.Response:
+def account(request: web.Request) -> OfficialAccount:
     oa = request.app[SETTINGS].oa
     if oa is None:
         raise web.HTTPNotFound()
-    query = request.query
-    fields = [query.get(name, "") for name in ("signature", "timestamp", "nonce", "echostr")]
-    given, timestamp, nonce, echostr = fields
-    if not all(fields) or any(len(value) > MAX_FIELD or not value.isascii() for value in fields):
+    return oa
+
+
+def query_fields(request: web.Request, *names: str) -> list[str]:
+    values = [request.query.get(name, "") for name in names]
+    if not all(values) or any(len(v) > MAX_FIELD or not v.isascii() for v in values):
         raise BadSignature()
+    return values
+
+
+async def url_check(request: web.Request) -> web.Response:
+    oa = account(request)
+    given, timestamp, nonce, echostr = query_fields(
+        request, "signature", "timestamp", "nonce", "echostr")
     if not signed(given, oa.token, timestamp, nonce):
         raise BadSignature()
     return web.Response(text=echostr, content_type="text/plain")
+
+
+def parse(body: bytes) -> dict[str, str]:
+    """A flat <xml> of WeChat's, parsed by defusedxml: no DTD, no entity, no external fetch."""
+    try:
+        root = defused.fromstring(body, forbid_dtd=True)
+    except (ElementTree.ParseError, DefusedXmlException, ValueError):
+        raise BadInput("The body is not WeChat's XML.") from None
+    return {child.tag: (child.text or "") for child in root}
+
+
+def cdata(text: str) -> str:
+    return "<![CDATA[" + text.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+def text_reply(to_user: str, from_user: str, content: str) -> str:
+    return (f"<xml><ToUserName>{cdata(to_user)}</ToUserName>"
+            f"<FromUserName>{cdata(from_user)}</FromUserName>"
+            f"<CreateTime>{int(time.time())}</CreateTime><MsgType>{cdata('text')}</MsgType>"
+            f"<Content>{cdata(content)}</Content></xml>")
+
+
+def words(language: str) -> dict[str, str]:
+    return i18n.STRINGS[language]
+
+
+def scanned_text(w: dict[str, str], context: dict[str, object], link: str) -> str:
+    """The passive reply: who asks (site, browser, system, place, how long ago), and the link."""
+    lines = [w["oa_request"].format(site=context["site"]),
+             f"{w['phone_browser']}: {context['browser']} / {context['os']}"]
+    if context.get("place"):
+        lines.append(str(context["place"]))
+    lines.append(w["phone_seconds_ago"].replace("{n}", str(context["created_seconds_ago"])))
+    lines.append(f'<a href="{escape(link)}">{w["oa_confirm_link"]}</a>')
+    return "\n".join(lines)
+
+
+async def event(request: web.Request) -> web.Response:
+    oa = account(request)
+    given, timestamp, nonce = query_fields(request, "signature", "timestamp", "nonce")
+    if not signed(given, oa.token, timestamp, nonce):
+        raise BadSignature()
+    outer = parse(await request.read())
+    crypto = None
+    if request.query.get("encrypt_type") == "aes" or "Encrypt" in outer:
+        if oa.aes_key is None:
+            raise BadSignature("Safe mode needs WXLOGIN_OA_AES_KEY.")
+        (msg_signature,) = query_fields(request, "msg_signature")
+        sealed = outer.get("Encrypt", "")
+        if not signed(msg_signature, oa.token, timestamp, nonce, sealed):
+            raise BadSignature()
+        crypto = MessageCrypto(oa.appid, oa.aes_key, oa.aes_key_previous)
+        try:
+            outer = parse(crypto.decrypt(sealed).encode())
+        except BadMessage:
+            raise BadSignature() from None
+    try:
+        async with asyncio.timeout(ANSWER_WITHIN):
+            reply = await answer(request, outer)
+    except TimeoutError:
+        log.warning("an official-account event took too long; answered success")
+        reply = None
+    if reply is None:
+        return web.Response(text="success", content_type="text/plain")
+    if crypto is not None:
+        sealed = crypto.encrypt(reply)
+        stamp, once = str(int(time.time())), nonce
+        reply = (f"<xml><Encrypt>{cdata(sealed)}</Encrypt><MsgSignature>"
+                 f"{cdata(signature(oa.token, stamp, once, sealed))}</MsgSignature>"
+                 f"<TimeStamp>{stamp}</TimeStamp><Nonce>{cdata(once)}</Nonce></xml>")
+    return web.Response(text=reply, content_type="application/xml")
+
+
+async def answer(request: web.Request, message: dict[str, str]) -> str | None:
+    """The passive reply to an event (None: `success`), counted once across processes."""
+    services, settings = request.app[SERVICES], request.app[SETTINGS]
+    oa = settings.oa
+    assert oa is not None
+    from_user, to_user = message.get("FromUserName", ""), message.get("ToUserName", "")
+    created = message.get("CreateTime", "")
+    if message.get("MsgType") != "event" or not from_user or not created.isdigit():
+        return None
+    kind, key = message.get("Event", ""), message.get("EventKey", "")
+    if kind not in ("subscribe", "SCAN"):
+        return None
+    now = request.app[CLOCK].now()
+    async with acquire(services.pool) as conn:
+        first = await conn.fetchval(
+            "INSERT INTO wxlogin.oa_events (from_user, create_time, received_at)"
+            " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true",
+            from_user, int(created[:18]), now,
+        )
+        if not first:  # a retry: the reply given the first time, if it was made
+            kept: str | None = await conn.fetchval(
+                "SELECT reply FROM wxlogin.oa_events WHERE from_user = $1 AND create_time = $2",
+                from_user, int(created[:18]),
+            )
+            return kept
+    if kind == "subscribe":
+        services.metrics.oa_followed()
+    w = words("zh")
+    scene = oa_login.scene_of(kind, key)
+    if scene is None:
+        reply = None if kind == "subscribe" and not key else text_reply(
+            from_user, to_user, w["oa_not_a_login"])
+    else:
+        client = services.official_account
+        assert client is not None
+        try:
+            unionid = await client.unionid(from_user)
+        except ApiError:
+            unionid = None  # not bound to an Open Platform account, or WeChat trouble
+        try:
+            found = await oa_login.scan(
+                services.login, scene, appid=oa.appid, openid=from_user, unionid=unionid,
+                public_url=settings.public_url,
+            )
+            link = f"{settings.public_url}{request.app[BASE]}/oa/confirm/{found.token}"
+            reply = text_reply(from_user, to_user, scanned_text(w, found.context, link))
+        except ApiError as refused:
+            reply = text_reply(from_user, to_user, w["oa_scene_" + refused.code]
+                               if "oa_scene_" + refused.code in w else w["oa_scene_closed"])
+    async with acquire(services.pool) as conn:
+        await conn.execute(
+            "UPDATE wxlogin.oa_events SET reply = $3 WHERE from_user = $1 AND create_time = $2",
+            from_user, int(created[:18]), reply,
+        )
+    return reply
+
+
+async def confirm_page(request: web.Request) -> web.Response:
+    account(request)
+    settings, services = request.app[SETTINGS], request.app[SERVICES]
+    w = i18n.STRINGS[i18n.language(request)]
+    token = request.match_info["token"]
+    if request.method == "POST":
+        check_origin(request)
+        form = await request.post()
+        action = form.get("action")
+        if action not in ("confirm", "deny"):
+            raise BadInput("`action` is confirm or deny.")
+        assert settings.oa is not None
+        try:
+            await oa_login.decide(services.login, token, confirm=action == "confirm",
+                                  appid=settings.oa.appid,
+                                  address=client_ip(request, settings.trusted_proxies))
+        except oa_login.ConfirmLinkInvalid:
+            return said(request, w["oa_link_invalid"], 410)
+        except ApiError as refused:
+            return said(request, refused.message, refused.status)
+        return said(request, w["phone_done"] if action == "confirm" else w["phone_declined"])
+    try:
+        found = await oa_login.pending(services.login, token, settings.public_url)
+    except oa_login.ConfirmLinkInvalid:
+        return said(request, w["oa_link_invalid"], 410)
+    c = found.context
+    ago = w["phone_seconds_ago"].replace("{n}", str(c["created_seconds_ago"]))
+    place = (f"<dt>{escape(w['oa_place'])}</dt><dd>{escape(str(c['place']))}</dd>"
+             if c.get("place") else "")
+    body = f"""<main class="phone"><section class="card">
+<h1>{escape(w['oa_title'])}</h1>
+<p>{escape(w['phone_request'])}</p>
+<dl>
+<dt>{escape(w['phone_site'])}</dt><dd id="ctx-site">{escape(str(c['site']))}</dd>
+<dt>{escape(w['phone_browser'])}</dt><dd id="ctx-browser">{escape(str(c['browser']))}</dd>
+<dt>{escape(w['phone_os'])}</dt><dd id="ctx-os">{escape(str(c['os']))}</dd>
+{place}
+<dt>{escape(w['phone_when'])}</dt>
+<dd id="ctx-when">{escape(ago)}</dd>
+</dl>
+<form method="post" class="choices">
+<button type="submit" name="action" value="confirm" id="oa-confirm">
+{escape(w['phone_confirm'])}</button>
+<button type="submit" name="action" value="deny" id="oa-decline">
+{escape(w['phone_decline'])}</button>
+</form></section></main>"""
+    return render(request, title_key="oa_title", body=body)
+
+
+def said(request: web.Request, text: str, status: int = 200) -> web.Response:
+    w = i18n.STRINGS[i18n.language(request)]
+    body = (f'<main class="phone"><section class="card"><h1>{escape(w["oa_title"])}</h1>'
+            f'<p id="oa-status">{escape(text)}</p></section></main>')
+    return render(request, title_key="oa_title", body=body, status=status)

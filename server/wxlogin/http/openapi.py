@@ -109,7 +109,8 @@ def _paths() -> dict[str, Schema]:
     return {
         "/api/scenes": {"post": operation(
             "createScene", "browser",
-            "Start a login attempt bound to this browser (a live one is handed back).",
+            "Start a login attempt bound to this browser (a live one of the same kind is handed "
+            "back). No body, or `{\"kind\"}`.",
             {"201": json_body(
                 "The scene: show its code (`code_url`) and poll it.",
                 obj({
@@ -124,8 +125,13 @@ def _paths() -> dict[str, Schema]:
                 }),
                 {"Set-Cookie": HEADERS["Set-Cookie"]},
             )},
-            ("forbidden_origin", "body_too_large", "rate_limited", "login_busy", *DATABASE),
+            ("bad_request", "forbidden_origin", "body_too_large", "rate_limited", "login_busy",
+             *DATABASE),
             security=OPTIONAL_SESSION,
+            requestBody={"required": False, "content": {JSON: {"schema": obj({
+                "kind": {"enum": ["wxacode", "oa"], "description": "The mini program's code "
+                         "(default `WXLOGIN_CODE_KIND`), or the official account's QR."},
+            }, "kind", closed=False)}}},
         )},
         "/api/scenes/{scene}/code": {"get": operation(
             "sceneCode", "browser",
@@ -393,7 +399,8 @@ a method it does not take 405 `method_not_allowed`, and a body over 64 KiB 413. 
 Not described here, because they are not API: the HTML pages (`/login`, `/`, `/account`, an
 invitation link's `/invite/{token}`), the owner's page `/admin` and its form actions
 (`/api/admin/…`, answering 303 or a page, and the errors below), WeChat's callback for the
-official account (`/wechat/oa`, signed by WeChat), their
+official account (`/wechat/oa`, signed by WeChat) and the confirm page its replies link to
+(`/oa/confirm/{token}`), their
 scripts and styles (`/static/…`), and sandbox mode's stand-ins (`/sandbox/…`).
 """
 

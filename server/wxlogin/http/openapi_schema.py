@@ -57,6 +57,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "link_unavailable": (409, "WeChat makes no link for this mini program: show the code"),
     "login_already_used": (409, "the confirmed login was already taken: start again"),
     "invitation_invalid": (410, "the invitation link is unknown, expired, revoked or used up"),
+    "confirm_link_invalid": (410, "an official account's confirm link used, expired or not yours"),
     "scene_expired": (410, "the code expired: make a new scene"),
     "scene_closed": (410, "the scene is finished; its code is no longer served"),
     "body_too_large": (413, f"bodies are limited to {MAX_BODY // 1024} KiB"),

@@ -59,10 +59,11 @@ class Login:
     phones: PhoneBook = PhoneBook("off", bytes(32))  # WXLOGIN_PHONE, and the numbers' key
 
 
-async def reusable(login: Login, owner: str, fresh_for: float) -> Scene | None:
-    """The browser's own live pending scene (a refresh, a second tab): shown again, no new draw."""
+async def reusable(login: Login, owner: str, fresh_for: float, appid: str) -> Scene | None:
+    """The browser's own live pending scene of this kind (a refresh, a second tab): shown
+    again, no new draw."""
     async with acquire(login.pool) as conn:
-        found = await scenes.live_pending(conn, owner, login.clock.now(), fresh_for)
+        found = await scenes.live_pending(conn, owner, login.clock.now(), fresh_for, appid)
     if found is not None:
         login.counted("reused")
     return found

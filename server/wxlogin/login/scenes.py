@@ -112,12 +112,14 @@ async def create(
     return scene
 
 
-async def live_pending(conn: Conn, owner: str, now: datetime, fresh_for: float) -> Scene | None:
-    """The owner's newest pending scene with at least `fresh_for` seconds left, if any."""
+async def live_pending(conn: Conn, owner: str, now: datetime, fresh_for: float,
+                       appid: str) -> Scene | None:
+    """The owner's newest pending scene for `appid` (the mini program or the official account
+    whose code it shows) with at least `fresh_for` seconds left, if any."""
     row = await conn.fetchrow(
         f"SELECT {COLUMNS} FROM wxlogin.scenes WHERE owner = $1 AND status = 'pending'"
-        " AND expires_at > $2 ORDER BY created_at DESC LIMIT 1",
-        owner, now + timedelta(seconds=fresh_for),
+        " AND expires_at > $2 AND appid = $3 ORDER BY created_at DESC LIMIT 1",
+        owner, now + timedelta(seconds=fresh_for), appid,
     )
     return _scene(row)
 

@@ -69,6 +69,9 @@ RULES: dict[str, tuple[str, str, timedelta]] = {
     "oidc_tokens": ("wxlogin.oidc_tokens", "expires_at < $1", timedelta(0)),
     "invitations": ("wxlogin.invitations", "expires_at < $1", INVITATION_GRACE),
     "audit": ("wxlogin.audit", "at < $1", AUDIT_KEPT),
+    # WeChat retries an event within seconds; a confirm link lives minutes.
+    "oa_events": ("wxlogin.oa_events", "received_at < $1", timedelta(hours=1)),
+    "oa_confirms": ("wxlogin.oa_confirms", "expires_at < $1", timedelta(hours=1)),
     # Only uploads no user shows any more (a user's avatar_url ends in /api/avatars/<id>.jpg).
     "avatars": (
         "wxlogin.avatars",
