@@ -69,6 +69,18 @@ def test_the_owners_page_section_runs_without_an_error() -> None:
     assert "Execution Time" in out  # the slowest query's plan
 
 
+def test_the_official_account_section_runs_without_an_error() -> None:
+    result = subprocess.run(  # noqa: S603 - our own interpreter and package
+        [sys.executable, "scripts/wxbench", "--quick", "--sections", "8"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )
+    out = result.stdout
+    assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
+    assert "## 8. The official account" in out and "server log warnings/errors: none" in out
+    rows = {row[0]: row[1:] for _, *body in tables(out.splitlines()) for row in body}
+    assert rows["errors"] == ["0"]
+
+
 def tables(lines: list[str]) -> list[list[list[str]]]:
     """The markdown tables in the output, each as rows of cells, its header first."""
     found: list[list[list[str]]] = []

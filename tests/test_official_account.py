@@ -263,3 +263,33 @@ async def test_oa_and_mini_program_users_with_one_unionid_are_one_user(
                              headers=origin)).status == 200
     assert await db.fetchval("SELECT count(*) FROM wxlogin.users") == 1
     assert await db.fetchval("SELECT count(*) FROM wxlogin.identities") == 2
+
+
+async def test_a_slow_database_still_gets_wechat_an_answer_within_5_s(
+    make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat, db: Any, pg_url: str,
+) -> None:
+    import asyncpg
+
+    fw.apps[OA_APPID] = OA_SECRET
+    server = await make_server(oa=oa_account())
+    desk, wechat = await browser(server), await browser(server)
+    scene = await oa_scene(desk)
+    blocker = await asyncpg.connect(pg_url)
+    try:
+        transaction = blocker.transaction()
+        await transaction.start()
+        # The database stalls: nothing can touch the events table until this ends.
+        await blocker.execute("LOCK TABLE wxlogin.oa_events IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        status, reply = await deliver(wechat, event_xml("o-patient", "SCAN", scene, 1700000009))
+        took = time.monotonic() - started
+        await transaction.rollback()
+    finally:
+        await blocker.close()
+    assert status == 200 and reply == "success" and took < 5.0, (took, reply)
+    # Nothing half-done: no event kept, the scene untouched; WeChat's retry then works.
+    assert await db.fetchval("SELECT count(*) FROM wxlogin.oa_events") == 0
+    _, polled = await poll(desk, scene, wait=0)
+    assert polled["status"] == "pending"
+    status, reply = await deliver(wechat, event_xml("o-patient", "SCAN", scene, 1700000009))
+    assert status == 200 and "/oa/confirm/" in content_of(reply)

@@ -22,7 +22,16 @@ from .generator import Generator
 from .options import Plan
 from .postgres import Monitor
 from .procfs import loadavg
-from .sections import logins, oidc, owner_page, polling, waiting, wakeup, wechat_calls
+from .sections import (
+    logins,
+    official_account,
+    oidc,
+    owner_page,
+    polling,
+    waiting,
+    wakeup,
+    wechat_calls,
+)
 from .tables import say
 
 
@@ -75,6 +84,9 @@ class Bench:
             "WXLOGIN_SCENES_PER_MINUTE": "0", "WXLOGIN_STEPS_PER_MINUTE": "0",
             "WXLOGIN_POLLS_PER_SESSION": "0", "WXLOGIN_POLLS_PER_IP": "0",
             "WXLOGIN_DRAW_BUDGET": "0", "WXLOGIN_OIDC_CLIENTS": oidc.CLIENTS,
+            "WXLOGIN_OA_APPID": official_account.OA_APPID,
+            "WXLOGIN_OA_SECRET": official_account.OA_SECRET,
+            "WXLOGIN_OA_TOKEN": official_account.OA_TOKEN,
         }
 
     async def start_server(self, name: str, workers: int = 1) -> Server:
@@ -189,6 +201,7 @@ class Bench:
             self.monitor = Monitor(conn, pg.data_dir / "postgres.log")
 
             self.fake = BenchWeChat()
+            self.fake.apps[official_account.OA_APPID] = official_account.OA_SECRET
             runner = web.AppRunner(self.fake.app(), access_log=None)
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
@@ -212,6 +225,8 @@ class Bench:
                 await oidc.run(self)
             if "7" in sections:
                 await owner_page.run(self)
+            if "8" in sections:
+                await official_account.run(self)
 
     async def stop_all(self) -> None:
         for generator in list(self.generators):

@@ -52,7 +52,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, Plan]:
     parser.add_argument("--sections", default="1235",
                         help="which sections to run, e.g. 35 (default 1235; 4 comes with 3; "
                         "6, OpenID Connect logins, and 7, the owner's page with 10,000 users and "
-                        "100,000 logins, on request)")
+                        "100,000 logins, and 8, the official account's events, on request)")
     parser.add_argument("--profile", metavar="FILE",
                         help="run server A under pyinstrument and write its profile to FILE")
     args = parser.parse_args(argv)
