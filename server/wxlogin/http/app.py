@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import replace
 from datetime import timedelta
 
 import aiohttp
@@ -65,6 +66,8 @@ def create_app(
     apps = (
         (App(stand_in.state.appid, stand_in.state.secret),) if stand_in else settings.all_apps
     )
+    if stand_in is not None and settings.oa is None:  # the sandbox plays an account too
+        settings = replace(settings, oa=stand_in.state.official_account())
     api_base = settings.sandbox_api_base(base) if stand_in else settings.wechat_api_base
     if wechat is None and not apps:
         raise ValueError("create_app needs WeChat credentials or a WeChat implementation")
@@ -136,7 +139,7 @@ def create_app(
                 if http is None:
                     http = aiohttp.ClientSession(trust_env=False)
                 official = OfficialAccountClient(
-                    http=http, api_base=settings.wechat_api_base, appid=settings.oa.appid,
+                    http=http, api_base=api_base, appid=settings.oa.appid,
                     secret=settings.oa.secret, pool=db, clock=clock, ttl=settings.scene_ttl,
                     observe=metrics.wechat_call,
                 )

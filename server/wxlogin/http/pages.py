@@ -120,6 +120,8 @@ def login_box(words: dict[str, str], next_path: str, *, phone_link: bool) -> str
 {escape(words['state_loading'])}</p>
 <p id="wxlogin-countdown" class="countdown"></p>
 <button type="button" id="wxlogin-refresh" hidden>{escape(words['refresh'])}</button>
+<p><button type="button" id="wxlogin-kind" class="quiet" hidden>{escape(words['use_oa'])}</button>
+</p>
 {link}
 </section>"""
 
@@ -129,7 +131,8 @@ async def login_page(request: web.Request) -> web.Response:
     next_path = safe_next(request.query.get("next"))
     sandbox = request.app[SETTINGS].sandbox
     return render(request, title_key="title", scripts=("login.js",),
-                  body=f"<main>{login_box(words, next_path, phone_link=sandbox)}</main>")
+                  body=f"<main>{login_box(words, next_path, phone_link=sandbox)}</main>",
+                  data=kinds(request))
 
 
 async def invite_page(request: web.Request) -> web.Response:
@@ -167,7 +170,14 @@ async def invite_page(request: web.Request) -> web.Response:
     body = (f'<main><section class="card invite"><h1>{escape(words["invite_heading"])}</h1>'
             f'<p>{escape(words["invite_text"])}</p>{groups}</section>'
             f"{login_box(words, next_path, phone_link=request.app[SETTINGS].sandbox)}</main>")
-    return render(request, title_key="invite_title", body=body, scripts=("login.js",))
+    return render(request, title_key="invite_title", body=body, scripts=("login.js",),
+                  data=kinds(request))
+
+
+def kinds(request: web.Request) -> dict[str, Any]:
+    """Which codes the login box may show: the mini program's first, the account's QR too
+    when there is an official account."""
+    return {"oa": request.app[SETTINGS].oa is not None}
 
 
 def profile_box(words: dict[str, str], user: Any) -> str:
@@ -201,7 +211,8 @@ async def demo_page(request: web.Request) -> web.Response:
 <p class="muted">{escape(words['demo_production']) if sandbox else ''}</p>
 </main>"""
     scripts = ("account.js",) if user else ("login.js",)
-    return render(request, title_key="demo_title", body=body, scripts=scripts)
+    return render(request, title_key="demo_title", body=body, scripts=scripts,
+                  data=kinds(request))
 
 
 async def account_page(request: web.Request) -> web.Response:
@@ -257,6 +268,36 @@ async def phone_page(request: web.Request) -> web.Response:
                         "entry": int(entry) if told else 1047})
 
 
+async def oa_phone_page(request: web.Request) -> web.Response:
+    """Sandbox only: plays WeChat when a test user scans the official account's QR: the event
+    goes, signed and encrypted, to the real callback, and its reply shows as a chat bubble."""
+    words = i18n.STRINGS[i18n.language(request)]
+    body = f"""<main class="phone" id="oa-phone">
+<h1>{escape(words['oa_sandbox_title'])}</h1>
+<form id="oa-who">
+<fieldset>
+<legend>{escape(words['phone_who'])}</legend>
+<label for="phone-user">{escape(words['phone_pick'])}</label>
+<select id="phone-user"></select>
+<label for="phone-nickname">{escape(words['phone_new'])}</label>
+<input id="phone-nickname" maxlength="32" autocomplete="off">
+<label class="check"><input type="checkbox" id="phone-unionid">
+{escape(words['phone_unionid'])}</label>
+<label class="check"><input type="checkbox" id="oa-follows">
+{escape(words['oa_sandbox_follows'])}</label>
+</fieldset>
+<button type="submit" id="oa-scan">{escape(words['oa_sandbox_scan'])}</button>
+</form>
+<section id="oa-chat" class="chat" hidden>
+<p class="bubble" id="oa-reply"></p>
+<p><a id="oa-reply-link" class="button"></a></p>
+</section>
+<p id="phone-status" role="status" aria-live="polite"></p>
+</main>"""
+    return render(request, title_key="oa_sandbox_title", body=body, scripts=("oa-phone.js",),
+                  data={"scene": request.query.get("scene", "")})
+
+
 def routes(sandbox: bool) -> list[web.AbstractRouteDef]:
     found: list[web.AbstractRouteDef] = [
         web.get("/login", login_page),
@@ -267,4 +308,5 @@ def routes(sandbox: bool) -> list[web.AbstractRouteDef]:
     ]
     if sandbox:
         found.append(web.get("/sandbox/phone", phone_page))
+        found.append(web.get("/sandbox/oa", oa_phone_page))
     return found

@@ -29,6 +29,18 @@
   if (instruction && inWeChat) instruction.textContent = t.instruction_wechat;
   else if (instruction && onPhone) instruction.textContent = t.instruction_phone;
   var pollAbort = null, woken = false;
+  // With an official account, its QR is offered too (the mini program's code first).
+  var kind = "wxacode";
+  var kindButton = document.getElementById("wxlogin-kind");
+  if (kindButton && data.oa) {
+    kindButton.hidden = false;
+    kindButton.addEventListener("click", function () {
+      kind = kind === "oa" ? "wxacode" : "oa";
+      kindButton.textContent = kind === "oa" ? t.use_wxacode : t.use_oa;
+      box.setAttribute("data-kind", kind);
+      start();
+    });
+  }
   var generation = 0, scene = null, status = null, expiresAt = 0, retryAction = null;
   // Finished states; the last three are a refusal by the owner's rules (the poll's `reason`).
   var FINISHED = { expired: true, denied: true, error: true, approval_pending: true,
@@ -68,7 +80,9 @@
     show("loading");
     var response;
     for (var delay = 1000; ; delay = backoff(delay)) {
-      try { response = await fetch(base + "/api/scenes", { method: "POST", credentials: "same-origin" }); break; }
+      var ask = { method: "POST", credentials: "same-origin" };
+      if (kind !== "wxacode") { ask.headers = { "Content-Type": "application/json" }; ask.body = JSON.stringify({ kind: kind }); }
+      try { response = await fetch(base + "/api/scenes", ask); break; }
       catch (e) { show("offline"); await sleep(delay); if (mine !== generation) return; }
     }
     if (!response.ok) {
@@ -110,10 +124,13 @@
     img.src = URL.createObjectURL(blob);
     img.hidden = false;
     codeBox.setAttribute("aria-busy", "false");
-    if (phoneLink) { phoneLink.href = base + "/sandbox/phone?scene=" + encodeURIComponent(scene); phoneLink.hidden = false; }
+    if (phoneLink) {
+      phoneLink.href = base + (kind === "oa" ? "/sandbox/oa?scene=" : "/sandbox/phone?scene=") + encodeURIComponent(scene);
+      phoneLink.hidden = false;
+    }
     show(status);
     if (inWeChat && pressHint) pressHint.hidden = false;
-    if (onPhone && !inWeChat) {
+    if (onPhone && !inWeChat && kind === "wxacode") {
       if (saveLink) { saveLink.href = img.src; saveLink.hidden = false; }
       if (saveHint) saveHint.hidden = false;
       mobileLink(mine);

@@ -26,15 +26,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import defusedxml.ElementTree as defused  # type: ignore[import-untyped]
 import segno
 from aiohttp import web
 from PIL import Image, ImageDraw, ImageFont
 
 from ..clock import Clock
 from ..errors import BadInput
-from ..settings import SettingsError
+from ..settings import OfficialAccount, SettingsError
 from ..text import storable
 from . import crypto
+from .oa_crypto import MessageCrypto, signature
 
 log = logging.getLogger("wxlogin.sandbox")
 
@@ -97,6 +100,15 @@ class SandboxState:
         digest = hashlib.sha256(f"{self.secret}\0{nickname}".encode()).hexdigest()
         return "o" + digest[:27], ("u" + digest[27:54] if unionid else None)
 
+    def official_account(self) -> OfficialAccount:
+        """The official account the sandbox plays: its credentials follow from the sandbox's
+        secret (the same in every run, never real); safe mode on, as recommended."""
+        def derived(label: str) -> str:
+            return hmac.new(self.secret.encode(), label.encode(), hashlib.sha256).hexdigest()
+
+        return OfficialAccount("wxoa" + derived("oa appid")[:14], derived("oa secret")[:32],
+                               derived("oa token")[:32], derived("oa aes key")[:43])
+
     def phone_of(self, nickname: str) -> str:
         """A test user's phone number: mainland-shaped, the same for the same name, not real
         (the 19x range with a fixed sandbox prefix)."""
@@ -126,6 +138,7 @@ class SandboxWeChat:
         self._codes: dict[str, IssuedCode] = {}
         self._used: set[str] = set()
         self._phone_codes: dict[str, tuple[str, float]] = {}  # code: (number, issued)
+        self._followers: dict[str, str] = {}  # the account's openid: unionid
 
     def phone_url(self, scene: str) -> str:
         return f"{self._public_url}/sandbox/phone?scene={scene}"
@@ -159,6 +172,11 @@ class SandboxWeChat:
         return self._token_answer(request.query.get("appid"), request.query.get("secret"))
 
     def _token_answer(self, appid: object, secret: object) -> web.Response:
+        account = self.state.official_account()
+        if appid == account.appid:  # the account's own token (the same string: a stand-in)
+            if secret != account.secret:
+                return self._error(40125, "invalid appsecret")
+            return web.json_response({"access_token": self._token, "expires_in": 7200})
         if appid != self.state.appid:
             return self._error(40013, "invalid appid")
         if not isinstance(secret, str) or not self._secret_is(secret):
@@ -212,6 +230,76 @@ class SandboxWeChat:
                                                   f"{query}&entry=1194"})
         return web.json_response({"errcode": 0, "errmsg": "ok",
                                   "openlink": f"weixin://dl/business/?t=sandbox{query[2:]}"})
+
+    # --- the official account it plays -----------------------------------------------------
+
+    def follower(self, nickname: str, unionid: bool) -> tuple[str, str | None]:
+        """A test user as the account's follower: their own openid under the account, and the
+        same unionid as in the mini program (one Open Platform account binds both)."""
+        digest = hashlib.sha256(f"{self.state.secret}\0oa\0{nickname}".encode()).hexdigest()
+        return "oa" + digest[:26], self.state.identity(nickname, unionid)[1]
+
+    async def qrcode(self, request: web.Request) -> web.Response:
+        if request.query.get("access_token") != self._token:
+            return self._error(40001, "invalid credential, access_token is invalid or not latest")
+        try:
+            body = json.loads(await request.read())
+            scene = body["action_info"]["scene"]["scene_str"]
+        except (ValueError, KeyError, TypeError):
+            return self._error(40053, "invalid action info")
+        if not isinstance(scene, str) or not 0 < len(scene) <= 64:
+            return self._error(40053, "invalid action info")
+        return web.json_response({"ticket": "sandbox" + secrets.token_hex(8),
+                                  "expire_seconds": body.get("expire_seconds", 60),
+                                  "url": f"{self._public_url}/sandbox/oa?scene={scene}"})
+
+    async def oa_user_info(self, request: web.Request) -> web.Response:
+        if request.query.get("access_token") != self._token:
+            return self._error(40001, "invalid credential, access_token is invalid or not latest")
+        openid = request.query.get("openid", "")
+        answer: dict[str, Any] = {"subscribe": 1, "openid": openid, "language": "zh_CN"}
+        unionid = self._followers.get(openid)
+        if unionid:
+            answer["unionid"] = unionid
+        return web.json_response(answer)
+
+    async def deliver(self, request: web.Request) -> web.Response:
+        """What WeChat does when a test user scans the account's QR: a signed, safe-mode event
+        to the server's real callback; the passive reply comes back decrypted, for the page."""
+        body = await _json_object(request)
+        nickname, scene, event = body.get("nickname"), body.get("scene"), body.get("event")
+        if (not isinstance(nickname, str) or not 0 < len(nickname.strip()) <= 32
+                or not storable(nickname) or not isinstance(scene, str) or len(scene) > 64
+                or event not in ("subscribe", "SCAN")):
+            raise BadInput("Send a `nickname`, the `scene` and `event` subscribe or SCAN.")
+        unionid = bool(body.get("unionid"))
+        self.state.remember(nickname.strip(), unionid)
+        openid, union = self.follower(nickname.strip(), unionid)
+        if union:
+            self._followers[openid] = union
+        account = self.state.official_account()
+        assert account.aes_key is not None
+        key = f"qrscene_{scene}" if event == "subscribe" else scene
+        xml = (f"<xml><ToUserName><![CDATA[gh_sandbox]]></ToUserName><FromUserName><![CDATA["
+               f"{openid}]]></FromUserName><CreateTime>{int(self._now())}</CreateTime><MsgType>"
+               f"<![CDATA[event]]></MsgType><Event><![CDATA[{event}]]></Event><EventKey><![CDATA["
+               f"{key}]]></EventKey></xml>")
+        crypto = MessageCrypto(account.appid, account.aes_key)
+        sealed = crypto.encrypt(xml)
+        stamp, nonce = str(int(self._now())), secrets.token_hex(5)
+        query = {"signature": signature(account.token, stamp, nonce), "timestamp": stamp,
+                 "nonce": nonce, "encrypt_type": "aes",
+                 "msg_signature": signature(account.token, stamp, nonce, sealed)}
+        async with aiohttp.ClientSession() as http, http.post(
+            f"{self._public_url}/wechat/oa", params=query,
+            data=f"<xml><Encrypt><![CDATA[{sealed}]]></Encrypt></xml>".encode(),
+        ) as answered:
+            reply = await answered.text()
+        if answered.status != 200 or reply == "success":
+            return web.json_response({"reply": None, "status": answered.status})
+        outer = defused.fromstring(reply)
+        inner = defused.fromstring(crypto.decrypt(outer.findtext("Encrypt") or ""))
+        return web.json_response({"reply": inner.findtext("Content") or ""})
 
     async def jscode2session(self, request: web.Request) -> web.Response:
         query = request.query
@@ -304,6 +392,9 @@ class SandboxWeChat:
             web.post(f"{PREFIX}/wxa/generatescheme", self.link),
             web.post(f"{PREFIX}/_phone/login", self.wx_login),
             web.post(f"{PREFIX}/_phone/phonecode", self.phone_code),
+            web.post(f"{PREFIX}/cgi-bin/qrcode/create", self.qrcode),
+            web.get(f"{PREFIX}/cgi-bin/user/info", self.oa_user_info),
+            web.post(f"{PREFIX}/_oa/deliver", self.deliver),
             web.post(f"{PREFIX}/_phone/userinfo", self.user_info),
             web.get(f"{PREFIX}/_phone/users", self.users),
         ]
