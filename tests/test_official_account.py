@@ -293,3 +293,44 @@ async def test_a_slow_database_still_gets_wechat_an_answer_within_5_s(
     assert polled["status"] == "pending"
     status, reply = await deliver(wechat, event_xml("o-patient", "SCAN", scene, 1700000009))
     assert status == 200 and "/oa/confirm/" in content_of(reply)
+
+
+async def test_other_events_get_success_and_dead_scenes_a_polite_reply(
+    make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat, db: Any,
+) -> None:
+    fw.apps[OA_APPID] = OA_SECRET
+    server = await make_server(oa=oa_account())
+    wechat = await browser(server)
+    text = ("<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><FromUserName><![CDATA["
+            "o-chatty]]></FromUserName><CreateTime>1700000010</CreateTime><MsgType><![CDATA["
+            "text]]></MsgType><Content><![CDATA[hello]]></Content></xml>")
+    assert await deliver(wechat, text) == (200, "success")
+    plain_follow = event_xml("o-fan", "subscribe", "", 1700000011)  # followed, no scene
+    assert await deliver(wechat, plain_follow) == (200, "success")
+    status, reply = await deliver(wechat, event_xml("o-late", "SCAN", "NoSuchScene1", 1700000012))
+    assert status == 200 and "已失效" in content_of(reply)  # the scene is unknown
+    status, reply = await deliver(wechat, event_xml("o-odd", "SCAN", "bad scene!", 1700000013))
+    assert status == 200 and "不是登录二维码" in content_of(reply)
+    metrics = await (await wechat.get("/metrics")).text()
+    assert "wxlogin_oa_followers_total 1.0" in metrics  # the plain follow counted
+
+
+async def test_the_default_kind_of_code(
+    make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat, db: Any,
+) -> None:
+    fw.apps[OA_APPID] = OA_SECRET
+    server = await make_server(oa=oa_account(), code_kind="oa")
+    desk = await browser(server)
+    scene = (await (await desk.post("/api/scenes")).json())["scene"]
+    assert await db.fetchval("SELECT appid FROM wxlogin.scenes WHERE scene = $1", scene) == (
+        OA_APPID)
+    other = await browser(server)
+    made = await other.post("/api/scenes", json={"kind": "wxacode"})
+    assert made.status == 201
+    bad = await other.post("/api/scenes", json={"kind": "carrier-pigeon"})
+    assert bad.status == 400 and (await bad.json())["error"] == "bad_request"
+    without = await make_server()
+    refused = await (await browser(without)).post("/api/scenes", json={"kind": "oa"})
+    assert refused.status == 400
+    with pytest.raises(SettingsError):
+        Settings.from_env({**BASE, "WXLOGIN_CODE_KIND": "oa"})
