@@ -240,6 +240,9 @@ async def test_a_link_expires_and_cannot_be_taken_by_another_follower(
     first_link = confirm_path(content_of(reply))
     _, reply = await deliver(wechat, event_xml("o-second", "SCAN", scene, 1700000007))
     assert "/oa/confirm/" not in content_of(reply)  # someone else's scene now: no link
+    foreign = await phone.post(first_link, data={"action": "confirm"},
+                               headers={"Origin": "https://evil.example"})
+    assert foreign.status == 403 and (await foreign.json())["error"] == "forbidden_origin"
     clock.advance(6 * 60)
     origin = {"Origin": str(server.make_url("")).rstrip("/")}
     late = await phone.post(first_link, data={"action": "confirm"}, headers=origin)
