@@ -39,10 +39,10 @@ async def one_event(base: str, n: int, times: dict[str, list[float]],
                 return
             scene = (await made.json())["scene"]
 
-        async def wait() -> str:
+        async def wait() -> tuple[str, float]:
             async with browser.get(f"{base}/api/scenes/{scene}",
                                    params={"wait": "30", "since": "pending"}) as polled:
-                return str((await polled.json())["status"])
+                return str((await polled.json())["status"]), time.perf_counter()
 
         waiting = asyncio.create_task(wait())
         await asyncio.sleep(0.05)  # the poll is held by now
@@ -57,8 +57,7 @@ async def one_event(base: str, n: int, times: dict[str, list[float]],
         }) as answered:
             body = await answered.text()
         replied = time.perf_counter()
-        status = await waiting
-        woke = time.perf_counter()
+        status, woke = await waiting  # when the browser's answer arrived
         if answered.status != 200 or "/oa/confirm/" not in body or status != "scanned":
             errors[f"event {answered.status} / poll {status}"] += 1
             return
