@@ -16,8 +16,9 @@ import zxingcpp
 from PIL import Image
 
 from tests.conftest import MakeBrowser, MakeServer
-from tests.fakewechat import FakeWeChat
+from tests.fakewechat import FakeWeChat, Fault
 from tests.helpers import new_scene, poll, push
+from wxlogin.clock import FakeClock
 from wxlogin.settings import OfficialAccount, Settings, SettingsError
 from wxlogin.wechat.oa_crypto import MessageCrypto, signature
 
@@ -98,10 +99,13 @@ def event_xml(openid: str, event: str, key: str, created: int) -> str:
             f"<EventKey><![CDATA[{key}]]></EventKey><Ticket><![CDATA[gQ-ticket]]></Ticket></xml>")
 
 
-async def deliver(client: Any, xml: str, *, safe: bool = False, forge: bool = False
-                  ) -> tuple[int, str]:
+NOW = int(FakeClock().now().timestamp())  # the servers' injected clock, where tests start
+
+
+async def deliver(client: Any, xml: str, *, safe: bool = False, forge: bool = False,
+                  at: int = NOW) -> tuple[int, str]:
     """What WeChat sends: signed (and in safe mode encrypted, with msg_signature)."""
-    timestamp, nonce = str(int(time.time())), secrets.token_hex(5)
+    timestamp, nonce = str(at), secrets.token_hex(5)
     query = {"timestamp": timestamp, "nonce": nonce,
              "signature": signature(TOKEN if not forge else "wrong", timestamp, nonce)}
     body = xml
@@ -337,3 +341,76 @@ async def test_the_default_kind_of_code(
     assert refused.status == 400
     with pytest.raises(SettingsError):
         Settings.from_env({**BASE, "WXLOGIN_CODE_KIND": "oa"})
+
+
+
+async def test_safe_mode_refuses_plaintext_and_old_signatures_are_refused(
+    make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat, db: Any,
+) -> None:
+    fw.apps[OA_APPID] = OA_SECRET
+    server = await make_server(oa=oa_account(safe=True))
+    desk, wechat = await browser(server), await browser(server)
+    scene = await oa_scene(desk)
+    xml = event_xml("o-victim", "SCAN", scene, 1700000020)
+    assert (await deliver(wechat, xml))[0] == 403  # a plaintext body: it could be anyone's
+    assert (await deliver(wechat, xml, safe=True, at=NOW - 3600))[0] == 403  # an old query
+    _, polled = await poll(desk, scene, wait=0)
+    assert polled["status"] == "pending"
+    status, reply = await deliver(wechat, xml, safe=True)
+    assert status == 200 and "/oa/confirm/" in content_of(reply, safe=True)
+
+
+async def test_a_failed_unionid_lookup_claims_nothing(
+    make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat, db: Any,
+) -> None:
+    fw.apps[OA_APPID] = OA_SECRET
+    server = await make_server(oa=oa_account())
+    desk, wechat = await browser(server), await browser(server)
+    scene = await oa_scene(desk)
+    fw.fail("user_info", Fault(errcode=-1))  # WeChat busy, once
+    status, reply = await deliver(wechat, event_xml("o-bound", "SCAN", scene, 1700000021))
+    assert status == 200 and "稍后重新扫码" in content_of(reply)
+    assert await db.fetchval("SELECT count(*) FROM wxlogin.oa_events") == 0
+    _, polled = await poll(desk, scene, wait=0)
+    assert polled["status"] == "pending"
+    status, reply = await deliver(wechat, event_xml("o-bound", "SCAN", scene, 1700000021))
+    assert status == 200 and "/oa/confirm/" in content_of(reply)  # WeChat's retry works
+
+
+async def test_odd_create_times_are_not_a_crash(
+    make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat,
+) -> None:
+    fw.apps[OA_APPID] = OA_SECRET
+    server = await make_server(oa=oa_account())
+    wechat = await browser(server)
+    for created in ("²", "9" * 40, "-1"):
+        xml = event_xml("o-odd", "SCAN", "SomeScene1", 0).replace("<CreateTime>0",
+                                                                   f"<CreateTime>{created}")
+        assert await deliver(wechat, xml) == (200, "success")
+
+
+async def test_a_stalled_claim_leaves_nothing_half_done(
+    make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat, db: Any, pg_url: str,
+) -> None:
+    import asyncpg
+
+    fw.apps[OA_APPID] = OA_SECRET
+    server = await make_server(oa=oa_account())
+    desk, wechat = await browser(server), await browser(server)
+    scene = await oa_scene(desk)
+    blocker = await asyncpg.connect(pg_url)
+    try:
+        transaction = blocker.transaction()
+        await transaction.start()
+        await blocker.execute("SELECT 1 FROM wxlogin.scenes WHERE scene = $1 FOR UPDATE", scene)
+        status, reply = await deliver(wechat, event_xml("o-stalled", "SCAN", scene, 1700000022))
+        await transaction.rollback()
+    finally:
+        await blocker.close()
+    assert (status, reply) == (200, "success")
+    assert await db.fetchval("SELECT count(*) FROM wxlogin.oa_events") == 0
+    assert await db.fetchval("SELECT count(*) FROM wxlogin.oa_confirms") == 0
+    _, polled = await poll(desk, scene, wait=0)
+    assert polled["status"] == "pending"
+    status, reply = await deliver(wechat, event_xml("o-stalled", "SCAN", scene, 1700000022))
+    assert status == 200 and "/oa/confirm/" in content_of(reply)

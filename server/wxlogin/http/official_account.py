@@ -28,7 +28,6 @@ from .. import i18n
 from ..errors import ApiError, BadInput, BadSignature
 from ..login import official_account as oa_login
 from ..settings import OfficialAccount
-from ..storage.db import acquire
 from ..wechat.oa_crypto import BadMessage, MessageCrypto, signature, signed
 from .keys import BASE, CLOCK, SERVICES, SETTINGS
 from .origin import check_origin
@@ -39,6 +38,7 @@ log = logging.getLogger("wxlogin.official_account")
 
 MAX_FIELD = 128
 ANSWER_WITHIN = 4.0  # WeChat waits 5 s
+FRESH_FOR = 300  # seconds between WeChat's timestamp and now
 EVENT_KEPT = 3600  # seconds: WeChat's retries come within 15 s
 
 
@@ -91,10 +91,12 @@ def words(language: str) -> dict[str, str]:
 
 def scanned_text(w: dict[str, str], context: dict[str, object], link: str) -> str:
     """The passive reply: who asks (site, browser, system, place, how long ago), and the link."""
-    lines = [w["oa_request"].format(site=context["site"]),
-             f"{w['phone_browser']}: {context['browser']} / {context['os']}"]
+    # WeChat renders a text reply's <a href>: every value is escaped, only our link is a link.
+    lines = [w["oa_request"].format(site=escape(str(context["site"]))),
+             f"{w['phone_browser']}: {escape(str(context['browser']))} / "
+             f"{escape(str(context['os']))}"]
     if context.get("place"):
-        lines.append(str(context["place"]))
+        lines.append(escape(str(context["place"])))
     lines.append(w["phone_seconds_ago"].replace("{n}", str(context["created_seconds_ago"])))
     lines.append(f'<a href="{escape(link)}">{w["oa_confirm_link"]}</a>')
     return "\n".join(lines)
@@ -105,11 +107,19 @@ async def event(request: web.Request) -> web.Response:
     given, timestamp, nonce = query_fields(request, "signature", "timestamp", "nonce")
     if not signed(given, oa.token, timestamp, nonce):
         raise BadSignature()
+    # The query's signature covers no body and has no expiry of its own: an old signed query
+    # string (a log line) must not carry a new body.
+    now = request.app[CLOCK].now().timestamp()
+    if not timestamp.isdigit() or abs(now - int(timestamp)) > FRESH_FOR:
+        raise BadSignature("This request's timestamp is too far from now.")
     outer = parse(await request.read())
     crypto = None
-    if request.query.get("encrypt_type") == "aes" or "Encrypt" in outer:
+    # With an EncodingAESKey, only safe mode: msg_signature covers the (encrypted) body.
+    if oa.aes_key is not None or request.query.get("encrypt_type") == "aes" or "Encrypt" in outer:
         if oa.aes_key is None:
             raise BadSignature("Safe mode needs WXLOGIN_OA_AES_KEY.")
+        if "Encrypt" not in outer:
+            raise BadSignature("This account is in safe mode: the event must be encrypted.")
         (msg_signature,) = query_fields(request, "msg_signature")
         sealed = outer.get("Encrypt", "")
         if not signed(msg_signature, oa.token, timestamp, nonce, sealed):
@@ -129,7 +139,7 @@ async def event(request: web.Request) -> web.Response:
         return web.Response(text="success", content_type="text/plain")
     if crypto is not None:
         sealed = crypto.encrypt(reply)
-        stamp, once = str(int(time.time())), nonce
+        stamp, once = str(int(now)), nonce
         reply = (f"<xml><Encrypt>{cdata(sealed)}</Encrypt><MsgSignature>"
                  f"{cdata(signature(oa.token, stamp, once, sealed))}</MsgSignature>"
                  f"<TimeStamp>{stamp}</TimeStamp><Nonce>{cdata(once)}</Nonce></xml>")
@@ -137,60 +147,49 @@ async def event(request: web.Request) -> web.Response:
 
 
 async def answer(request: web.Request, message: dict[str, str]) -> str | None:
-    """The passive reply to an event (None: `success`), counted once across processes."""
+    """The passive reply to an event (None: `success`), made once across processes."""
     services, settings = request.app[SERVICES], request.app[SETTINGS]
     oa = settings.oa
     assert oa is not None
     from_user, to_user = message.get("FromUserName", ""), message.get("ToUserName", "")
     created = message.get("CreateTime", "")
-    if message.get("MsgType") != "event" or not from_user or not created.isdigit():
+    if (message.get("MsgType") != "event" or not from_user or len(from_user) > MAX_FIELD
+            or not (created.isascii() and created.isdigit() and len(created) <= 18)):
         return None
     kind, key = message.get("Event", ""), message.get("EventKey", "")
     if kind not in ("subscribe", "SCAN"):
         return None
-    now = request.app[CLOCK].now()
-    async with acquire(services.pool) as conn:
-        first = await conn.fetchval(
-            "INSERT INTO wxlogin.oa_events (from_user, create_time, received_at)"
-            " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true",
-            from_user, int(created[:18]), now,
-        )
-        if not first:  # a retry: the reply given the first time, if it was made
-            kept: str | None = await conn.fetchval(
-                "SELECT reply FROM wxlogin.oa_events WHERE from_user = $1 AND create_time = $2",
-                from_user, int(created[:18]),
-            )
-            return kept
-    if kind == "subscribe":
-        services.metrics.oa_followed()
     w = words("zh")
     scene = oa_login.scene_of(kind, key)
-    if scene is None:
-        reply = None if kind == "subscribe" and not key else text_reply(
-            from_user, to_user, w["oa_not_a_login"])
-    else:
+    if scene is None and kind == "subscribe" and not key:
+        services.metrics.oa_followed()
+        return None  # followed from elsewhere: nothing to log in
+    unionid = None
+    if scene is not None:
         client = services.official_account
         assert client is not None
         try:
             unionid = await client.unionid(from_user)
-        except ApiError:
-            unionid = None  # not bound to an Open Platform account, or WeChat trouble
-        try:
-            found = await oa_login.scan(
-                services.login, scene, appid=oa.appid, openid=from_user, unionid=unionid,
-                public_url=settings.public_url,
-            )
-            link = f"{settings.public_url}{request.app[BASE]}/oa/confirm/{found.token}"
-            reply = text_reply(from_user, to_user, scanned_text(w, found.context, link))
-        except ApiError as refused:
-            reply = text_reply(from_user, to_user, w["oa_scene_" + refused.code]
-                               if "oa_scene_" + refused.code in w else w["oa_scene_closed"])
-    async with acquire(services.pool) as conn:
-        await conn.execute(
-            "UPDATE wxlogin.oa_events SET reply = $3 WHERE from_user = $1 AND create_time = $2",
-            from_user, int(created[:18]), reply,
-        )
-    return reply
+        except ApiError:  # without it this person could become a second user: try again
+            return text_reply(from_user, to_user, w["oa_try_again"])
+    link_base = f"{settings.public_url}{request.app[BASE]}/oa/confirm/"
+
+    def reply(outcome: oa_login.Scanned | ApiError | None) -> str:
+        if isinstance(outcome, oa_login.Scanned):
+            return text_reply(from_user, to_user,
+                              scanned_text(w, outcome.context, link_base + outcome.token))
+        if isinstance(outcome, ApiError):
+            said = w.get("oa_scene_" + outcome.code, w["oa_scene_scene_closed"])
+            return text_reply(from_user, to_user, said)
+        return text_reply(from_user, to_user, w["oa_not_a_login"])
+
+    found, fresh = await oa_login.answer_event(
+        services.login, appid=oa.appid, from_user=from_user, created=int(created), scene=scene,
+        unionid=unionid, public_url=settings.public_url, reply=reply,
+    )
+    if kind == "subscribe" and fresh:
+        services.metrics.oa_followed()
+    return found
 
 
 async def confirm_page(request: web.Request) -> web.Response:

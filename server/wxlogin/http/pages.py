@@ -177,7 +177,8 @@ async def invite_page(request: web.Request) -> web.Response:
 def kinds(request: web.Request) -> dict[str, Any]:
     """Which codes the login box may show: the mini program's first, the account's QR too
     when there is an official account."""
-    return {"oa": request.app[SETTINGS].oa is not None}
+    settings = request.app[SETTINGS]
+    return {"oa": settings.oa is not None, "kind": settings.code_kind}
 
 
 def profile_box(words: dict[str, str], user: Any) -> str:

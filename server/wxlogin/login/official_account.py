@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -52,24 +53,55 @@ def scene_of(event: str, event_key: str) -> str | None:
     return key if scenes.valid_scene(key) else None
 
 
-async def scan(login: Login, scene: str, *, appid: str, openid: str, unionid: str | None,
-               public_url: str) -> Scanned:
-    """Claim the scene for the follower, and a confirm link for them alone; one transaction,
-    so a claim never lacks its link. Refusals are the scene's own errors (SceneExpired, …)."""
+async def answer_event(
+    login: Login, *, appid: str, from_user: str, created: int, scene: str | None,
+    unionid: str | None, public_url: str,
+    reply: Callable[[Scanned | ApiError | None], str | None],
+) -> tuple[str | None, bool]:
+    """The reply to a scan event, made at most once per (FromUserName, CreateTime): in one
+    transaction the event is recorded, the scene claimed for the follower, their confirm link
+    stored and the reply kept, so a timeout leaves nothing behind and a retry (in any process:
+    it waits on the first attempt's row) gets the reply the first attempt made. Returns the
+    reply, and whether this was the event's first delivery."""
     now = login.clock.now()
-    claimant = user_key(appid, WxSession(openid, unionid, b""))
+    claimant = user_key(appid, WxSession(from_user, unionid, b""))
     token = secrets.token_urlsafe(24)
+    claimed = False
     async with acquire(login.pool) as conn, conn.transaction():
-        moved = await scenes.transition(conn, scene, "scan", claimant=claimant, now=now)
-        await conn.execute(
-            "INSERT INTO wxlogin.oa_confirms (token_hash, scene, openid, unionid, created_at,"
-            " expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            digest(token), scene, openid, unionid, now,
-            min(now + CONFIRM_LIFETIME, moved.expires_at),
+        first = await conn.fetchval(
+            "INSERT INTO wxlogin.oa_events (from_user, create_time, received_at)"
+            " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true",
+            from_user, created, now,
         )
-    login.hub.wake(scene)
-    login.counted("scanned")
-    return Scanned(token, scan_context(moved, public_url, now))
+        if not first:
+            kept: str | None = await conn.fetchval(
+                "SELECT reply FROM wxlogin.oa_events WHERE from_user = $1 AND create_time = $2",
+                from_user, created,
+            )
+            return kept, False
+        outcome: Scanned | ApiError | None = None
+        if scene is not None:
+            try:
+                moved = await scenes.transition(conn, scene, "scan", claimant=claimant, now=now)
+            except ApiError as refused:  # expired, taken, unknown: a polite reply
+                outcome = refused
+            else:
+                await conn.execute(
+                    "INSERT INTO wxlogin.oa_confirms (token_hash, scene, openid, unionid,"
+                    " created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                    digest(token), scene, from_user, unionid, now,
+                    min(now + CONFIRM_LIFETIME, moved.expires_at),
+                )
+                outcome, claimed = Scanned(token, scan_context(moved, public_url, now)), True
+        text = reply(outcome)
+        await conn.execute(
+            "UPDATE wxlogin.oa_events SET reply = $3 WHERE from_user = $1 AND create_time = $2",
+            from_user, created, text,
+        )
+    if claimed and scene is not None:  # after the commit: the browser reads a settled row
+        login.hub.wake(scene)
+        login.counted("scanned")
+    return text, True
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,12 @@
   else if (instruction && onPhone) instruction.textContent = t.instruction_phone;
   var pollAbort = null, woken = false;
   // With an official account, its QR is offered too (the mini program's code first).
-  var kind = "wxacode";
+  var kind = data.kind === "oa" && data.oa ? "oa" : "wxacode";  // the server's default first
   var kindButton = document.getElementById("wxlogin-kind");
+  box.setAttribute("data-kind", kind);
   if (kindButton && data.oa) {
     kindButton.hidden = false;
+    kindButton.textContent = kind === "oa" ? t.use_wxacode : t.use_oa;
     kindButton.addEventListener("click", function () {
       kind = kind === "oa" ? "wxacode" : "oa";
       kindButton.textContent = kind === "oa" ? t.use_wxacode : t.use_oa;
@@ -81,7 +83,7 @@
     var response;
     for (var delay = 1000; ; delay = backoff(delay)) {
       var ask = { method: "POST", credentials: "same-origin" };
-      if (kind !== "wxacode") { ask.headers = { "Content-Type": "application/json" }; ask.body = JSON.stringify({ kind: kind }); }
+      if (data.oa) { ask.headers = { "Content-Type": "application/json" }; ask.body = JSON.stringify({ kind: kind }); }
       try { response = await fetch(base + "/api/scenes", ask); break; }
       catch (e) { show("offline"); await sleep(delay); if (mine !== generation) return; }
     }

@@ -39,8 +39,11 @@
     var link = /<a href="([^"]+)">([^<]*)<\/a>/.exec(answer.reply);
     document.getElementById("oa-reply").textContent = answer.reply.replace(/<a [^>]*>[^<]*<\/a>/, "").trim();
     var anchor = document.getElementById("oa-reply-link");
-    if (link) { anchor.href = link[1].replace(/&amp;/g, "&"); anchor.textContent = link[2]; anchor.hidden = false; }
-    else { anchor.hidden = true; }
+    var href = link ? link[1].replace(/&amp;/g, "&") : "";
+    // Only the server's own confirm page is followed: anything else in a reply stays text.
+    if (href.indexOf(window.location.origin + base + "/oa/confirm/") === 0) {
+      anchor.href = href; anchor.textContent = link[2]; anchor.hidden = false;
+    } else { anchor.hidden = true; }
     who.hidden = true;
     document.getElementById("oa-chat").hidden = false;
   });
