@@ -353,11 +353,19 @@ async def test_safe_mode_refuses_plaintext_and_old_signatures_are_refused(
     scene = await oa_scene(desk)
     xml = event_xml("o-victim", "SCAN", scene, 1700000020)
     assert (await deliver(wechat, xml))[0] == 403  # a plaintext body: it could be anyone's
-    assert (await deliver(wechat, xml, safe=True, at=NOW - 3600))[0] == 403  # an old query
     _, polled = await poll(desk, scene, wait=0)
     assert polled["status"] == "pending"
     status, reply = await deliver(wechat, xml, safe=True)
     assert status == 200 and "/oa/confirm/" in content_of(reply, safe=True)
+    # Without a key (plaintext mode), a signed query older than 5 minutes carries no body.
+    plain = await make_server(oa=oa_account())
+    desk, wechat = await browser(plain), await browser(plain)
+    scene = await oa_scene(desk)
+    xml = event_xml("o-victim", "SCAN", scene, 1700000021)
+    assert (await deliver(wechat, xml, at=NOW - 3600))[0] == 403
+    assert (await deliver(wechat, xml, at=NOW + 3600))[0] == 403
+    _, polled = await poll(desk, scene, wait=0)
+    assert polled["status"] == "pending"
 
 
 async def test_a_failed_unionid_lookup_claims_nothing(
@@ -414,3 +422,24 @@ async def test_a_stalled_claim_leaves_nothing_half_done(
     assert polled["status"] == "pending"
     status, reply = await deliver(wechat, event_xml("o-stalled", "SCAN", scene, 1700000022))
     assert status == 200 and "/oa/confirm/" in content_of(reply)
+
+
+async def test_wechats_own_safe_mode_vector_through_the_callback(
+    make_server: MakeServer, browser: MakeBrowser,
+) -> None:
+    """WeChat's decrypt vector (a text message, 2014), posted as WeChat would: taken (signed
+    and decrypted; the body is signed, so its age does not matter), answered `success`."""
+    from tests.test_oa_crypto import ENCRYPTED, KEY
+
+    account = OfficialAccount("wx2c2769f8efd9abc2", "secret", "spamtest", KEY)
+    server = await make_server(oa=account)
+    query = {"timestamp": "1409735669", "nonce": "1320562132", "encrypt_type": "aes",
+             "signature": signature("spamtest", "1409735669", "1320562132"),
+             "msg_signature": "5d197aaffba7e9b25a30732f161a50dee96bd5fa"}
+    body = (f"<xml><ToUserName><![CDATA[gh_10f6c3c3ac5a]]></ToUserName>"
+            f"<Encrypt><![CDATA[{ENCRYPTED}]]></Encrypt></xml>")
+    answer = await (await browser(server)).post("/wechat/oa", params=query, data=body.encode())
+    assert answer.status == 200 and await answer.text() == "success"
+    tampered = {**query, "msg_signature": "5d197aaffba7e9b25a30732f161a50dee96bd5fb"}
+    answer = await (await browser(server)).post("/wechat/oa", params=tampered, data=body.encode())
+    assert answer.status == 403
