@@ -383,6 +383,12 @@ async def test_a_failed_unionid_lookup_claims_nothing(
     assert polled["status"] == "pending"
     status, reply = await deliver(wechat, event_xml("o-bound", "SCAN", scene, 1700000021))
     assert status == 200 and "/oa/confirm/" in content_of(reply)  # WeChat's retry works
+    # A definite no from WeChat (an odd openid, or a stand-in without user/info): by openid.
+    desk = await browser(server)
+    scene = await oa_scene(desk)
+    fw.fail("user_info", Fault(errcode=40003))
+    status, reply = await deliver(wechat, event_xml("o-unknown", "SCAN", scene, 1700000023))
+    assert status == 200 and "/oa/confirm/" in content_of(reply)
 
 
 async def test_odd_create_times_are_not_a_crash(

@@ -25,7 +25,7 @@ from aiohttp import web
 from defusedxml import DefusedXmlException
 
 from .. import i18n
-from ..errors import ApiError, BadInput, BadSignature
+from ..errors import ApiError, BadInput, BadSignature, WeChatBusy, WeChatUnreachable
 from ..login import official_account as oa_login
 from ..settings import OfficialAccount
 from ..wechat.oa_crypto import BadMessage, MessageCrypto, signature, signed
@@ -171,8 +171,12 @@ async def answer(request: web.Request, message: dict[str, str]) -> str | None:
         assert client is not None
         try:
             unionid = await client.unionid(from_user)
-        except ApiError:  # without it this person could become a second user: try again
+        except (WeChatBusy, WeChatUnreachable):
+            # Passing trouble: without the unionid this person could become a second user.
             return text_reply(from_user, to_user, w["oa_try_again"])
+        except ApiError as error:  # WeChat's definite no (not bound, unknown): by openid
+            log.warning("no unionid for a follower (%s); they log in by their openid",
+                        error.code)
     link_base = f"{settings.public_url}{request.app[BASE]}/oa/confirm/"
 
     def reply(outcome: oa_login.Scanned | ApiError | None) -> str:
