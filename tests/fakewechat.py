@@ -209,13 +209,19 @@ class FakeWeChat:
         found = [appid for appid, t in self.tokens.items() if t == token]
         return found[0] if found else None
 
-    async def phone_number(self, request: web.Request) -> web.StreamResponse:
-        self.calls["getuserphonenumber"] += 1
-        if (faulty := await self._fault("getuserphonenumber", request)) is not None:
+    async def _enter(self, api: str, request: web.Request) -> web.StreamResponse | str:
+        """What every call with an access token does first: counted, its fault plan run, its
+        token checked. The answer to send, or the appid the token belongs to."""
+        self.calls[api] += 1
+        if (faulty := await self._fault(api, request)) is not None:
             return faulty
         appid = self._appid_of(request)
-        if appid is None:
-            return self._error(40001)
+        return self._error(40001) if appid is None else appid
+
+    async def phone_number(self, request: web.Request) -> web.StreamResponse:
+        appid = await self._enter("getuserphonenumber", request)
+        if not isinstance(appid, str):
+            return appid
         try:
             code = json.loads(await request.read()).get("code")
         except (ValueError, AttributeError):
@@ -233,11 +239,8 @@ class FakeWeChat:
 
     async def link(self, request: web.Request) -> web.StreamResponse:
         kind = request.path.rsplit("/", 1)[1]
-        self.calls[kind] += 1
-        if (faulty := await self._fault(kind, request)) is not None:
-            return faulty
-        if self._appid_of(request) is None:
-            return self._error(40001)
+        if not isinstance(entered := await self._enter(kind, request), str):
+            return entered
         try:
             body = json.loads(await request.read())
         except ValueError:
@@ -251,11 +254,8 @@ class FakeWeChat:
                                   "openlink": f"weixin://dl/business/?t={ticket}"})
 
     async def qrcode(self, request: web.Request) -> web.StreamResponse:
-        self.calls["qrcode_create"] += 1
-        if (faulty := await self._fault("qrcode_create", request)) is not None:
-            return faulty
-        if self._appid_of(request) is None:
-            return self._error(40001)
+        if not isinstance(entered := await self._enter("qrcode_create", request), str):
+            return entered
         try:
             body = json.loads(await request.read())
         except ValueError:
@@ -266,11 +266,8 @@ class FakeWeChat:
                                   "url": f"http://weixin.qq.com/q/{ticket}"})
 
     async def user_info(self, request: web.Request) -> web.StreamResponse:
-        self.calls["user_info"] += 1
-        if (faulty := await self._fault("user_info", request)) is not None:
-            return faulty
-        if self._appid_of(request) is None:
-            return self._error(40001)
+        if not isinstance(entered := await self._enter("user_info", request), str):
+            return entered
         openid = request.query.get("openid", "")
         answer: dict[str, Any] = {"subscribe": 1, "openid": openid, "language": "zh_CN"}
         if openid in self.unionids:

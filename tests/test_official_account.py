@@ -4,12 +4,15 @@ configuration) with WeChat's own vector, refusals, and the settings that configu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import re
 import secrets
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import defusedxml.ElementTree as ElementTree  # type: ignore[import-untyped]
 import pytest
 import zxingcpp
@@ -88,6 +91,25 @@ OA_APPID, OA_SECRET, TOKEN = "wxoa0000000000002", "oa-secret-canary-5eed", "Tok3
 AES = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 
 
+@pytest.fixture(autouse=True)
+def the_account_is_known_to_wechat(fw: FakeWeChat) -> None:
+    fw.apps[OA_APPID] = OA_SECRET
+
+
+@contextlib.asynccontextmanager
+async def database_held(pg_url: str, statement: str, *args: object) -> AsyncIterator[None]:
+    """Another connection holds `statement`'s locks until the block ends: a stalled database."""
+    blocker = await asyncpg.connect(pg_url)
+    transaction = blocker.transaction()
+    await transaction.start()
+    try:
+        await blocker.execute(statement, *args)
+        yield
+    finally:
+        await transaction.rollback()
+        await blocker.close()
+
+
 def oa_account(safe: bool = False) -> OfficialAccount:
     return OfficialAccount(OA_APPID, OA_SECRET, TOKEN, AES if safe else None)
 
@@ -144,7 +166,6 @@ async def oa_scene(desk: Any) -> str:
 async def test_follow_confirm_and_the_browser_is_logged_in(
     make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat, db: Any, safe: bool,
 ) -> None:
-    fw.apps[OA_APPID] = OA_SECRET
     server = await make_server(oa=oa_account(safe), listen=True)
     desk, wechat, phone = await browser(server), await browser(server), await browser(server)
     scene = await oa_scene(desk)
@@ -182,7 +203,6 @@ async def test_follow_confirm_and_the_browser_is_logged_in(
 async def test_a_repeated_event_counts_once_and_gets_the_same_reply(
     make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat, db: Any,
 ) -> None:
-    fw.apps[OA_APPID] = OA_SECRET
     server = await make_server(oa=oa_account())
     desk, wechat = await browser(server), await browser(server)
     scene = await oa_scene(desk)
@@ -199,7 +219,6 @@ async def test_a_repeated_event_counts_once_and_gets_the_same_reply(
 async def test_forged_or_malformed_events_change_nothing(
     make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat, db: Any,
 ) -> None:
-    fw.apps[OA_APPID] = OA_SECRET
     server = await make_server(oa=oa_account(safe=True))
     desk, wechat = await browser(server), await browser(server)
     scene = await oa_scene(desk)
@@ -220,7 +239,6 @@ async def test_forged_or_malformed_events_change_nothing(
 async def test_twenty_taps_on_one_confirm_link_confirm_once(
     make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat,
 ) -> None:
-    fw.apps[OA_APPID] = OA_SECRET
     server = await make_server(oa=oa_account(), listen=True)
     desk, wechat, phone = await browser(server), await browser(server), await browser(server)
     scene = await oa_scene(desk)
@@ -236,7 +254,6 @@ async def test_twenty_taps_on_one_confirm_link_confirm_once(
 async def test_a_link_expires_and_cannot_be_taken_by_another_follower(
     make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat, clock: Any,
 ) -> None:
-    fw.apps[OA_APPID] = OA_SECRET
     server = await make_server(oa=oa_account(), listen=True)
     desk, wechat, phone = await browser(server), await browser(server), await browser(server)
     scene = await oa_scene(desk)
@@ -256,7 +273,6 @@ async def test_a_link_expires_and_cannot_be_taken_by_another_follower(
 async def test_oa_and_mini_program_users_with_one_unionid_are_one_user(
     make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat, db: Any,
 ) -> None:
-    fw.apps[OA_APPID] = OA_SECRET
     fw.unionids["o-oa-person"] = "union-same-person"
     server = await make_server(oa=oa_account(), listen=True)
     desk, wechat, phone = await browser(server), await browser(server), await browser(server)
@@ -275,24 +291,14 @@ async def test_oa_and_mini_program_users_with_one_unionid_are_one_user(
 async def test_a_slow_database_still_gets_wechat_an_answer_within_5_s(
     make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat, db: Any, pg_url: str,
 ) -> None:
-    import asyncpg
-
-    fw.apps[OA_APPID] = OA_SECRET
     server = await make_server(oa=oa_account())
     desk, wechat = await browser(server), await browser(server)
     scene = await oa_scene(desk)
-    blocker = await asyncpg.connect(pg_url)
-    try:
-        transaction = blocker.transaction()
-        await transaction.start()
-        # The database stalls: nothing can touch the events table until this ends.
-        await blocker.execute("LOCK TABLE wxlogin.oa_events IN ACCESS EXCLUSIVE MODE")
+    # The database stalls: nothing can touch the events table until this ends.
+    async with database_held(pg_url, "LOCK TABLE wxlogin.oa_events IN ACCESS EXCLUSIVE MODE"):
         started = time.monotonic()
         status, reply = await deliver(wechat, event_xml("o-patient", "SCAN", scene, 1700000009))
         took = time.monotonic() - started
-        await transaction.rollback()
-    finally:
-        await blocker.close()
     assert status == 200 and reply == "success" and took < 5.0, (took, reply)
     # Nothing half-done: no event kept, the scene untouched; WeChat's retry then works.
     assert await db.fetchval("SELECT count(*) FROM wxlogin.oa_events") == 0
@@ -305,7 +311,6 @@ async def test_a_slow_database_still_gets_wechat_an_answer_within_5_s(
 async def test_other_events_get_success_and_dead_scenes_a_polite_reply(
     make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat, db: Any,
 ) -> None:
-    fw.apps[OA_APPID] = OA_SECRET
     server = await make_server(oa=oa_account())
     wechat = await browser(server)
     text = ("<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><FromUserName><![CDATA["
@@ -325,7 +330,6 @@ async def test_other_events_get_success_and_dead_scenes_a_polite_reply(
 async def test_the_default_kind_of_code(
     make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat, db: Any,
 ) -> None:
-    fw.apps[OA_APPID] = OA_SECRET
     server = await make_server(oa=oa_account(), code_kind="oa")
     desk = await browser(server)
     scene = (await (await desk.post("/api/scenes")).json())["scene"]
@@ -347,7 +351,6 @@ async def test_the_default_kind_of_code(
 async def test_safe_mode_refuses_plaintext_and_old_signatures_are_refused(
     make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat, db: Any,
 ) -> None:
-    fw.apps[OA_APPID] = OA_SECRET
     server = await make_server(oa=oa_account(safe=True))
     desk, wechat = await browser(server), await browser(server)
     scene = await oa_scene(desk)
@@ -371,7 +374,6 @@ async def test_safe_mode_refuses_plaintext_and_old_signatures_are_refused(
 async def test_a_failed_unionid_lookup_claims_nothing(
     make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat, db: Any,
 ) -> None:
-    fw.apps[OA_APPID] = OA_SECRET
     server = await make_server(oa=oa_account())
     desk, wechat = await browser(server), await browser(server)
     scene = await oa_scene(desk)
@@ -394,7 +396,6 @@ async def test_a_failed_unionid_lookup_claims_nothing(
 async def test_odd_create_times_are_not_a_crash(
     make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat,
 ) -> None:
-    fw.apps[OA_APPID] = OA_SECRET
     server = await make_server(oa=oa_account())
     wechat = await browser(server)
     for created in ("²", "9" * 40, "-1"):
@@ -406,21 +407,13 @@ async def test_odd_create_times_are_not_a_crash(
 async def test_a_stalled_claim_leaves_nothing_half_done(
     make_server: MakeServer, browser: MakeBrowser, fw: FakeWeChat, db: Any, pg_url: str,
 ) -> None:
-    import asyncpg
-
-    fw.apps[OA_APPID] = OA_SECRET
     server = await make_server(oa=oa_account())
     desk, wechat = await browser(server), await browser(server)
     scene = await oa_scene(desk)
-    blocker = await asyncpg.connect(pg_url)
-    try:
-        transaction = blocker.transaction()
-        await transaction.start()
-        await blocker.execute("SELECT 1 FROM wxlogin.scenes WHERE scene = $1 FOR UPDATE", scene)
+    async with database_held(
+        pg_url, "SELECT 1 FROM wxlogin.scenes WHERE scene = $1 FOR UPDATE", scene
+    ):
         status, reply = await deliver(wechat, event_xml("o-stalled", "SCAN", scene, 1700000022))
-        await transaction.rollback()
-    finally:
-        await blocker.close()
     assert (status, reply) == (200, "success")
     assert await db.fetchval("SELECT count(*) FROM wxlogin.oa_events") == 0
     assert await db.fetchval("SELECT count(*) FROM wxlogin.oa_confirms") == 0

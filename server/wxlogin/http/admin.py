@@ -30,15 +30,6 @@ OWNERS = "admin"
 ID = re.compile(r"[0-9]{1,18}")
 
 
-def plain(value: object, name: str, limit: int) -> str:
-    """A text field: at most `limit` characters PostgreSQL can keep, or a 400."""
-    if value is None:
-        return ""
-    if not isinstance(value, str) or len(value) > limit or not storable(value):
-        raise BadInput(f"`{name}` must be text of at most {limit} characters.")
-    return value.strip()
-
-
 async def acting_owner(request: web.Request) -> owner.Actor:
     """The logged-in owner behind a change, or the refusal (401, 403)."""
     if "Origin" not in request.headers:
@@ -135,7 +126,7 @@ async def create_invitation(request: web.Request) -> web.Response:
     groups = group_list(fields.get("groups"))
     uses = int(bounded_number(fields.get("uses"), "uses", 1, 100_000, 1))
     days = bounded_number(fields.get("days"), "days", 0.01, 3660, 7)
-    note = plain(fields.get("note"), "note", 200)
+    note = (inputs.optional_text(fields, "note", 200) or "").strip()
     async with acquire(request.app[SERVICES].pool) as conn:
         made, token = await owner.invite(conn, actor, groups=groups, uses=uses, days=days,
                                          note=note, now=request.app[CLOCK].now())
@@ -157,10 +148,10 @@ async def revoke_invitation(request: web.Request) -> web.Response:
 async def add_client(request: web.Request) -> web.Response:
     actor = await acting_owner(request)
     fields = await inputs.fields(request)
-    name = plain(fields.get("name"), "name", 100)
+    name = (inputs.optional_text(fields, "name", 100) or "").strip()
     if not name:
         raise BadInput("Give the client a name of at most 100 characters.")
-    uris = plain(fields.get("redirect_uris"), "redirect_uris", 20 * 2049).split()
+    uris = (inputs.optional_text(fields, "redirect_uris", 20 * 2049) or "").split()
     if not uris or len(uris) > 20 or not all(map(absolute_url, uris)):
         raise BadInput("Give 1 to 20 redirect URIs, each an absolute http(s) URL.")
     async with acquire(request.app[SERVICES].pool) as conn:

@@ -103,15 +103,20 @@ def user_rows(request: web.Request, rows: list[overview.UserRow], w: dict[str, s
     return "".join(out)
 
 
-def users_table(request: web.Request, rows: list[overview.UserRow], w: dict[str, str],
-                empty: str) -> str:
+def listing(headings: list[str], rows: str, empty: str) -> str:
+    """A scrollable table of `rows` under these column headings; `empty` when there are none."""
     if not rows:
         return f'<p class="muted">{escape(empty)}</p>'
-    head = "".join(f"<th scope=\"col\">{escape(w[k])}</th>" for k in (
-        "admin_id", "admin_nickname", "admin_status", "admin_groups", "admin_last_login",
-        "admin_came_through", "admin_actions"))
+    head = "".join(f'<th scope="col">{escape(heading)}</th>' for heading in headings)
     return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
-            f"<tbody>{user_rows(request, rows, w)}</tbody></table></div>")
+            f"<tbody>{rows}</tbody></table></div>")
+
+
+def users_table(request: web.Request, rows: list[overview.UserRow], w: dict[str, str],
+                empty: str) -> str:
+    return listing([w[k] for k in (
+        "admin_id", "admin_nickname", "admin_status", "admin_groups", "admin_last_login",
+        "admin_came_through", "admin_actions")], user_rows(request, rows, w), empty)
 
 
 def activity(shown: Shown, w: dict[str, str]) -> str:
@@ -166,15 +171,9 @@ def invitations_section(request: web.Request, shown: Shown, w: dict[str, str]) -
         + "</td></tr>"
         for i in shown.invitations
     )
-    listing = (f'<div class="scroll"><table><thead><tr><th scope="col">#</th>'
-               f'<th scope="col">{escape(w["admin_groups"])}</th>'
-               f'<th scope="col">{escape(w["admin_used"])}</th>'
-               f'<th scope="col">{escape(w["admin_expires"])}</th>'
-               f'<th scope="col">{escape(w["admin_status"])}</th>'
-               f'<th scope="col">{escape(w["admin_invite_note"])}</th>'
-               f'<th scope="col">{escape(w["admin_actions"])}</th></tr></thead>'
-               f"<tbody>{rows}</tbody></table></div>" if rows else
-               f'<p class="muted">{escape(w["admin_no_invitations"])}</p>')
+    table = listing(["#", *(w[k] for k in (
+        "admin_groups", "admin_used", "admin_expires", "admin_status", "admin_invite_note",
+        "admin_actions"))], rows, w["admin_no_invitations"])
     return f"""<section id="invitations" class="card">
 <h2>{escape(w['admin_invitations'])}</h2>
 <form method="post" action="{escape(base)}/api/admin/invitations" class="grid" id="invite-form">
@@ -186,7 +185,7 @@ def invitations_section(request: web.Request, shown: Shown, w: dict[str, str]) -
 <label>{escape(w['admin_invite_note'])}<input name="note" maxlength="200"></label>
 <button type="submit">{escape(w['admin_invite_create'])}</button>
 </form>
-{listing}
+{table}
 </section>"""
 
 
@@ -209,18 +208,12 @@ def clients_section(request: web.Request, shown: Shown, w: dict[str, str]) -> st
             f"<td>{escape(kind)}</td><td>{escape(' '.join(client.redirect_uris))}</td>"
             f"<td>{escape(', '.join(client.allowed_groups) or '—')}</td><td>{action}</td></tr>"
         )
-    listing = (f'<div class="scroll"><table><thead><tr>'
-               f'<th scope="col">{escape(w["admin_client_id"])}</th>'
-               f'<th scope="col">{escape(w["admin_client_name"])}</th>'
-               f'<th scope="col">{escape(w["admin_client_kind"])}</th>'
-               f'<th scope="col">{escape(w["admin_redirect_uris"])}</th>'
-               f'<th scope="col">{escape(w["admin_groups"])}</th>'
-               f'<th scope="col">{escape(w["admin_actions"])}</th></tr></thead>'
-               f'<tbody>{"".join(rows)}</tbody></table></div>' if rows else
-               f'<p class="muted">{escape(w["admin_no_clients"])}</p>')
+    table = listing([w[k] for k in (
+        "admin_client_id", "admin_client_name", "admin_client_kind", "admin_redirect_uris",
+        "admin_groups", "admin_actions")], "".join(rows), w["admin_no_clients"])
     return f"""<section id="clients" class="card">
 <h2>{escape(w['admin_clients'])}</h2>
-{listing}
+{table}
 <details><summary>{escape(w['admin_client_add'])}</summary>
 <form method="post" action="{escape(base)}/api/admin/clients" class="grid" id="client-form">
 <label>{escape(w['admin_client_name'])}<input name="name" maxlength="100" required></label>
@@ -242,10 +235,9 @@ def audit_section(shown: Shown, w: dict[str, str]) -> str:
         f"</code></td><td>{escape(e.address)}</td></tr>"
         for e in shown.audit
     )
-    head = "".join(f'<th scope="col">{escape(w[k])}</th>' for k in (
-        "admin_when", "admin_who", "admin_what", "admin_whom", "admin_detail", "admin_address"))
-    body = (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody>'
-            f"</table></div>" if rows else f'<p class="muted">{escape(w["admin_no_audit"])}</p>')
+    body = listing([w[k] for k in (
+        "admin_when", "admin_who", "admin_what", "admin_whom", "admin_detail", "admin_address")],
+        rows, w["admin_no_audit"])
     return f'<section id="audit" class="card"><h2>{escape(w["admin_audit"])}</h2>{body}</section>'
 
 

@@ -149,12 +149,13 @@ async def invite_page(request: web.Request) -> web.Response:
     if 20 <= len(token) <= 64 and token.isascii():
         async with acquire(services.pool) as conn:
             # Only a live invitation gets this browser a session (a key to bind it to).
-            if await invitations.live(conn, token, now) is not None:
+            found = await invitations.live(conn, token, now)
+            if found is not None:
                 session = await get_session(request)
                 owner = browser_key(session)
                 if owner is None:
                     owner = session["browser"] = secrets.token_urlsafe(24)
-                found = await invitations.bind(conn, token, owner, now)
+                await invitations.bind(conn, found, owner, now)
     if found is None:
         if "text/html" not in request.headers.get("Accept", ""):
             raise InvitationInvalid()
@@ -226,13 +227,12 @@ async def account_page(request: web.Request) -> web.Response:
     return render(request, title_key="account_title", body=body, scripts=("account.js",))
 
 
-async def phone_page(request: web.Request) -> web.Response:
-    """Sandbox only: plays the companion mini program's login page for a scene."""
-    words = i18n.STRINGS[i18n.language(request)]
-    body = f"""<main class="phone" id="phone">
-<h1>{escape(words['phone_title'])}</h1>
-<form id="phone-who">
-<fieldset>
+def test_user_fields(words: dict[str, str], *, follows: bool = False) -> str:
+    """The sandbox's "who are you?": a test user picked or typed, with or without a unionId
+    (and for the official account, whether they follow it already)."""
+    extra = (f'<label class="check"><input type="checkbox" id="oa-follows">\n'
+             f"{escape(words['oa_sandbox_follows'])}</label>\n" if follows else "")
+    return f"""<fieldset>
 <legend>{escape(words['phone_who'])}</legend>
 <label for="phone-user">{escape(words['phone_pick'])}</label>
 <select id="phone-user"></select>
@@ -240,7 +240,16 @@ async def phone_page(request: web.Request) -> web.Response:
 <input id="phone-nickname" maxlength="32" autocomplete="off">
 <label class="check"><input type="checkbox" id="phone-unionid">
 {escape(words['phone_unionid'])}</label>
-</fieldset>
+{extra}</fieldset>"""
+
+
+async def phone_page(request: web.Request) -> web.Response:
+    """Sandbox only: plays the companion mini program's login page for a scene."""
+    words = i18n.STRINGS[i18n.language(request)]
+    body = f"""<main class="phone" id="phone">
+<h1>{escape(words['phone_title'])}</h1>
+<form id="phone-who">
+{test_user_fields(words)}
 <button type="submit" id="phone-continue">{escape(words['phone_continue'])}</button>
 </form>
 <section id="phone-context" hidden>
@@ -276,17 +285,7 @@ async def oa_phone_page(request: web.Request) -> web.Response:
     body = f"""<main class="phone" id="oa-phone">
 <h1>{escape(words['oa_sandbox_title'])}</h1>
 <form id="oa-who">
-<fieldset>
-<legend>{escape(words['phone_who'])}</legend>
-<label for="phone-user">{escape(words['phone_pick'])}</label>
-<select id="phone-user"></select>
-<label for="phone-nickname">{escape(words['phone_new'])}</label>
-<input id="phone-nickname" maxlength="32" autocomplete="off">
-<label class="check"><input type="checkbox" id="phone-unionid">
-{escape(words['phone_unionid'])}</label>
-<label class="check"><input type="checkbox" id="oa-follows">
-{escape(words['oa_sandbox_follows'])}</label>
-</fieldset>
+{test_user_fields(words, follows=True)}
 <button type="submit" id="oa-scan">{escape(words['oa_sandbox_scan'])}</button>
 </form>
 <section id="oa-chat" class="chat" hidden>

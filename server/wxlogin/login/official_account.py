@@ -9,7 +9,6 @@ account is bound to an Open Platform account (then the same user as the mini pro
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any
 
 from ..errors import ApiError, SceneNotFound
 from ..storage.db import acquire
+from ..storage.grants import digest
 from ..wechat.client import WxSession
 from ..wechat.crypto import Profile
 from . import operations, scenes
@@ -35,10 +35,6 @@ class ConfirmLinkInvalid(ApiError):
         "This confirm link was used already, has expired, or is not yours; scan the code on the "
         "computer again."
     )
-
-
-def digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
 
 
 @dataclass(frozen=True)

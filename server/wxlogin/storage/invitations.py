@@ -8,12 +8,12 @@ exactly one wins.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from .db import Conn
+from .grants import digest
 
 COLUMNS = "id, groups, uses, used, note, created_by, created_at, expires_at, revoked_at"
 
@@ -53,10 +53,6 @@ def _invitation(row: object) -> Invitation:
     return Invitation(**fields)
 
 
-def token_hash(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
-
-
 async def create(
     conn: Conn, *, groups: list[str], uses: int, days: float, note: str, created_by: str,
     now: datetime,
@@ -66,7 +62,7 @@ async def create(
     row = await conn.fetchrow(
         f"INSERT INTO wxlogin.invitations (token_hash, groups, uses, note, created_by,"
         f" created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}",
-        token_hash(token), sorted(set(groups)), uses, note, created_by, now,
+        digest(token), sorted(set(groups)), uses, note, created_by, now,
         now + timedelta(days=days),
     )
     return _invitation(row), token
@@ -77,24 +73,20 @@ async def live(conn: Conn, token: str, now: datetime) -> Invitation | None:
     row = await conn.fetchrow(
         f"SELECT {COLUMNS} FROM wxlogin.invitations WHERE token_hash = $1"
         f" AND revoked_at IS NULL AND used < uses AND expires_at > $2",
-        token_hash(token), now,
+        digest(token), now,
     )
     return None if row is None else _invitation(row)
 
 
-async def bind(conn: Conn, token: str, owner: str, now: datetime) -> Invitation | None:
-    """Bind the live invitation of this token to the browser `owner`; None when there is none
-    (unknown, used up, expired or revoked). A browser holds one invitation: the latest."""
-    row = await conn.fetchrow(
-        f"WITH i AS (SELECT {COLUMNS} FROM wxlogin.invitations WHERE token_hash = $1"
-        f" AND revoked_at IS NULL AND used < uses AND expires_at > $3),"
-        f" b AS (INSERT INTO wxlogin.invitation_browsers (owner, invitation_id, bound_at)"
-        f" SELECT $2, id, $3 FROM i ON CONFLICT (owner) DO UPDATE"
-        f" SET invitation_id = EXCLUDED.invitation_id, bound_at = EXCLUDED.bound_at)"
-        f" SELECT * FROM i",
-        token_hash(token), owner, now,
+async def bind(conn: Conn, invitation: Invitation, owner: str, now: datetime) -> None:
+    """Bind a live invitation (`live`) to the browser `owner`: its next login redeems it, if it
+    is live still then. A browser holds one invitation: the latest."""
+    await conn.execute(
+        "INSERT INTO wxlogin.invitation_browsers (owner, invitation_id, bound_at)"
+        " VALUES ($1, $2, $3) ON CONFLICT (owner) DO UPDATE"
+        " SET invitation_id = EXCLUDED.invitation_id, bound_at = EXCLUDED.bound_at",
+        owner, invitation.id, now,
     )
-    return None if row is None else _invitation(row)
 
 
 async def redeem(conn: Conn, scene: str, now: datetime) -> Invitation | None:
